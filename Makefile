@@ -1,0 +1,58 @@
+# The course's commands. The README documents `make lab` and `make test`; the rest are for
+# maintainers and instructors.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Extra arguments for JupyterLab, e.g. make lab LAB_ARGS="--no-browser --port=8899"
+LAB_ARGS ?=
+
+.PHONY: lab test unit nbval notebooks lint format constraints clean-venv
+
+# (Re)create the virtual environment whenever the package or its pinned versions change.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -c "import course_lib; print(course_lib.config.environment_summary())"
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(LAB_ARGS)
+
+# Unit tests, then every notebook under nbval with the quick profile, in one pytest run.
+test: $(STAMP)
+	COURSE_PROFILE=quick MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks \
+		--nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+unit: $(STAMP)
+	COURSE_PROFILE=quick MPLBACKEND=Agg $(BIN)/python -m pytest tests
+
+nbval: $(STAMP)
+	COURSE_PROFILE=quick $(BIN)/python -m pytest notebooks \
+		--nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+# Execute every lesson in place, in order, from a fresh kernel, under the quick profile.
+notebooks: $(STAMP)
+	COURSE_PROFILE=quick $(BIN)/python tools/execute_notebooks.py notebooks/[0-9][0-9]_*.ipynb
+
+lint: $(STAMP)
+	$(BIN)/ruff check course_lib tests tools notebooks datasets
+	$(BIN)/ruff format --check course_lib tests tools datasets
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix course_lib tests tools notebooks datasets
+	$(BIN)/ruff format course_lib tests tools datasets
+
+# Refresh constraints.txt from a fresh environment (after editing pyproject.toml).
+constraints:
+	rm -rf .constraints-venv
+	$(PYTHON) -m venv .constraints-venv
+	.constraints-venv/bin/python -m pip install --quiet -e ".[dev]" torch==2.14.1 torchvision==0.29.1
+	{ echo "# Exact versions CI and 'make test' install (pip install -c constraints.txt ...)."; \
+	  echo "# Regenerate with 'make constraints' after changing pyproject.toml; see README."; \
+	  .constraints-venv/bin/python -m pip freeze --exclude-editable; } > constraints.txt
+	rm -rf .constraints-venv
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,72 @@
+"""`make lab` starts JupyterLab serving the lessons (checked on a loopback port)."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def fetch(url: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, response.read()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_lab_serves_the_notebooks(tmp_path):
+    port, token = free_port(), "course-test-token"
+    arguments = (
+        f"--no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port={port} "
+        f"--ServerApp.port_retries=0 --IdentityProvider.token={token}"
+    )
+    environment = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path)}
+    server = subprocess.Popen(
+        ["make", "--no-print-directory", "lab", f"LAB_ARGS={arguments}"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # so the whole make -> jupyter tree can be stopped
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        listing = None
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                status, body = fetch(f"{base}/api/contents?token={token}")
+            except OSError:
+                time.sleep(0.5)
+                continue
+            assert status == 200
+            listing = json.loads(body)
+            break
+        assert listing is not None, "JupyterLab did not answer: " + (
+            server.stdout.read().decode() if server.poll() is not None else "still starting"
+        )
+        served = {item["name"] for item in listing["content"]}
+        lessons = {path.name for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
+        assert lessons and lessons <= served
+        status, page = fetch(f"{base}/lab?token={token}")
+        assert status == 200 and b"JupyterLab" in page
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
