@@ -77,4 +77,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m course_lib.bench`, this file is the module __main__; the suites
+    # register into `course_lib.bench` proper, so hand over to that module's main.
+    from course_lib.bench import main as registered_main
+
+    sys.exit(registered_main())

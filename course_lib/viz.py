@@ -56,7 +56,7 @@ def show_images(
     columns = max(1, min(columns, len(tiles)))
     rows = math.ceil(len(tiles) / columns)
     figure, axes = plt.subplots(
-        rows, columns, figsize=(size * columns, size * rows + 0.4), squeeze=False
+        rows, columns, figsize=(size * columns, (size + 0.35) * rows + 0.5), squeeze=False
     )
     for index, axis in enumerate(axes.flat):
         if index < len(tiles):
@@ -96,7 +96,7 @@ def side_by_side(
     if any(len(batch) != rows for batch in batches):
         raise ValueError("every panel must hold the same number of images.")
     figure, axes = plt.subplots(
-        rows, len(names), figsize=(size * len(names), size * rows + 0.4), squeeze=False
+        rows, len(names), figsize=(size * len(names), (size + 0.35) * rows + 0.5), squeeze=False
     )
     for row in range(rows):
         for column, name in enumerate(names):

@@ -64,9 +64,16 @@ def test_make_lab_serves_the_notebooks(tmp_path):
         status, page = fetch(f"{base}/lab?token={token}")
         assert status == 200 and b"JupyterLab" in page
     finally:
+        stop(server)
+
+
+def stop(server: subprocess.Popen) -> None:
+    """Stop make and the JupyterLab it started (the whole process group)."""
+    try:
         os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        server.wait(timeout=20)
+    except ProcessLookupError:  # already gone
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
