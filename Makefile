@@ -24,11 +24,11 @@ lab: $(STAMP)
 
 # Unit tests, then every notebook under nbval with the quick profile, in one pytest run.
 test: $(STAMP)
-	COURSE_PROFILE=quick MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks \
+	COURSE_PROFILE=quick $(BIN)/python -m pytest tests notebooks \
 		--nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 unit: $(STAMP)
-	COURSE_PROFILE=quick MPLBACKEND=Agg $(BIN)/python -m pytest tests
+	COURSE_PROFILE=quick $(BIN)/python -m pytest tests
 
 nbval: $(STAMP)
 	COURSE_PROFILE=quick $(BIN)/python -m pytest notebooks \

@@ -8,6 +8,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 
+import cv2
+import numpy as np
+import torch
+
 from course_lib.bench import benchmark, median_seconds
 
 
@@ -22,3 +26,126 @@ def data_suite(args: argparse.Namespace) -> Iterator[dict]:
     photos = PhotoPatches(patch_size=64, split="train", length=64, seed=0)
     seconds = median_seconds(lambda: photos.batch(0, 64), repeats=args.repeats)
     yield {"what": "PhotoPatches.batch", "batch": 64, "size": 64, "seconds": round(seconds, 4)}
+
+
+def opencv_strokes_reference(
+    rng: np.random.Generator, batch: int, height: int, width: int, preset: str
+) -> torch.Tensor:
+    """The plain OpenCV brush-stroke generator the "masks" suite compares ``irregular`` with.
+
+    The straightforward way, as found in many repositories: loop over strokes, draw every
+    segment with ``cv2.line`` and a ``cv2.circle`` at each vertex for the round joints, with
+    the same parameter distributions as ``preset`` and one shared numpy generator.
+    """
+    from course_lib.mask_shapes import STROKE_PRESETS
+
+    style = STROKE_PRESETS[preset]
+    scale = min(height, width) / 256
+    log_lengths = np.log(np.maximum(1, np.round(np.array(style.length) * scale)))
+    log_widths = np.log(np.maximum(1, np.round(np.array(style.width) * scale)))
+    holes = np.zeros((batch, height, width), dtype=np.uint8)
+    for hole in holes:
+        for _ in range(rng.integers(style.strokes[0], style.strokes[1] + 1)):
+            brush = round(float(np.exp(rng.uniform(*log_widths))))
+            x, y = rng.random() * width, rng.random() * height
+            direction = rng.uniform(0, 2 * np.pi)
+            for _ in range(rng.integers(4, 12) - 1):
+                direction += rng.uniform(-style.max_turn, style.max_turn)
+                length = np.exp(rng.uniform(*log_lengths))
+                x_next, y_next = x + length * np.cos(direction), y + length * np.sin(direction)
+                if not 0 <= x_next <= width - 1:  # bounce off the edges, like course_lib
+                    x_next = -x_next if x_next < 0 else 2 * (width - 1) - x_next
+                    direction = np.pi - direction
+                if not 0 <= y_next <= height - 1:
+                    y_next = -y_next if y_next < 0 else 2 * (height - 1) - y_next
+                    direction = -direction
+                start, end = (round(x), round(y)), (round(x_next), round(y_next))
+                cv2.line(hole, start, end, 1, brush)
+                cv2.circle(hole, start, brush // 2, 1, -1)
+                cv2.circle(hole, end, brush // 2, 1, -1)
+                x, y = x_next, y_next
+    return torch.from_numpy(holes.astype(np.float32)).unsqueeze(1)  # (B, 1, H, W)
+
+
+@benchmark("masks")
+def masks_suite(args: argparse.Namespace) -> Iterator[dict]:
+    """Masks per second of every kind at 256x256 (batch 64, CPU), irregular strokes against
+    a plain OpenCV generator (target ratio >= 1), and coverage error at targets 0.1 .. 0.6."""
+    from course_lib import masks
+
+    batch, size = 64, 256
+    for kind in masks.KINDS:
+        seconds = median_seconds(
+            lambda kind=kind: masks.generate(kind, batch, size, size, seed=0),
+            repeats=args.repeats,
+        )
+        yield {
+            "what": "generate",
+            "kind": kind,
+            "size": size,
+            "batch": batch,
+            "masks_per_second": round(batch / seconds, 1),
+        }
+    for preset in masks.STROKE_PRESETS:
+        rng = np.random.default_rng(0)
+        reference = median_seconds(
+            lambda preset=preset, rng=rng: opencv_strokes_reference(rng, batch, size, size, preset),
+            repeats=args.repeats,
+        )
+        ours = median_seconds(
+            lambda preset=preset: masks.generate(
+                "irregular", batch, size, size, seed=0, preset=preset
+            ),
+            repeats=args.repeats,
+        )
+        controlled = median_seconds(
+            lambda preset=preset: masks.generate(
+                "irregular", batch, size, size, coverage=0.3, seed=0, preset=preset
+            ),
+            repeats=args.repeats,
+        )
+        yield {
+            "what": "irregular_vs_opencv",
+            "preset": preset,
+            "size": size,
+            "batch": batch,
+            "ours_masks_per_second": round(batch / ours, 1),
+            "opencv_masks_per_second": round(batch / reference, 1),
+            "ratio": round(reference / ours, 2),
+            "target_ratio": 1.0,
+            "ours_at_coverage_0.3_masks_per_second": round(batch / controlled, 1),
+        }
+    targets = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    for kind in masks.KINDS:
+        errors = torch.cat(
+            [
+                (masks.coverage(masks.generate(kind, batch, size, size, target, seed=1)) - target)
+                .abs()
+                .double()
+                for target in targets
+            ]
+        )
+        yield {
+            "what": "coverage_error",
+            "kind": kind,
+            "size": size,
+            "targets": targets,
+            "masks_per_target": batch,
+            "mean_abs_error": round(errors.mean().item(), 5),
+            "max_abs_error": round(errors.max().item(), 5),
+        }
+    # What a training step pays for its masks: one quick-profile batch of LaMa's mixed masks.
+    from course_lib.config import PROFILES
+
+    quick = PROFILES["quick"]
+    seconds = median_seconds(
+        lambda: masks.generate("mixed", quick.batch_size, quick.image_size, quick.image_size),
+        repeats=args.repeats,
+    )
+    yield {
+        "what": "training_batch",
+        "kind": "mixed",
+        "size": quick.image_size,
+        "batch": quick.batch_size,
+        "milliseconds": round(1000 * seconds, 2),
+    }
