@@ -47,13 +47,14 @@ def test_explorer_updates_when_controls_change():
 
 
 def test_explorer_reports_an_unreachable_coverage_instead_of_crashing():
-    explorer = widgets.coverage_explorer(kind="grid", coverage=0.3, size=64)
+    explorer = widgets.coverage_explorer(kind="box", coverage=0.3, size=64)
     before = explorer.view
-    explorer.controls["coverage"].value = 0.9
-    explorer.controls["kind"].value = "patches"
-    # Whatever the kinds can reach, the readout always explains the state it shows.
-    assert explorer.children[3].value
-    assert explorer.view is not None and explorer.view is not before
+    explorer.controls["coverage"].value = 0.9  # boxes keep a margin: at most 0.88 at 64x64
+    assert explorer.children[3].value.startswith("cannot draw this mask")
+    assert "margin" in explorer.children[3].value
+    assert explorer.view is before  # the last good view stays on screen
+    explorer.controls["coverage"].value = 0.5
+    assert explorer.view is not before and explorer.view.target == 0.5
 
 
 @pytest.mark.parametrize("kind", masks.KINDS)
