@@ -62,11 +62,16 @@ def coverage_view(
     return CoverageView(images, hole, viz.overlay(images, hole), coverage, measured)
 
 
+def display_scale(size: int, pixels: int = DISPLAY_PIXELS) -> int:
+    """Whole-number upscaling that shows a ``size``-pixel image about ``pixels`` wide."""
+    return max(1, pixels // size)
+
+
 def png_bytes(images: torch.Tensor, pixels: int = DISPLAY_PIXELS) -> bytes:
     """A row of ``(B, 3, H, W)`` images as PNG bytes, upscaled without smoothing."""
     row = torch.cat(list(images), dim=2)  # (3, H, B * W): images side by side
     picture = convert.image_to_pil(row)
-    scale = max(1, pixels // images.shape[-1])
+    scale = display_scale(images.shape[-1], pixels)
     picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
@@ -113,6 +118,9 @@ def coverage_explorer(kind: str = "irregular", coverage: float = 0.3, size: int 
             return
         box.view = view
         picture.value = png_bytes(view.shown)
+        # Show the PNG at its own size: stretched to the cell's width, pixels turn to mush.
+        size = controls["size"].value
+        picture.width = str(len(view.shown) * size * display_scale(size))
         readout.value = f"photo patch | procedural scene: {view.summary()}"
 
     for control in controls.values():
