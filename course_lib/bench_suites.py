@@ -149,3 +149,33 @@ def masks_suite(args: argparse.Namespace) -> Iterator[dict]:
         "batch": quick.batch_size,
         "milliseconds": round(1000 * seconds, 2),
     }
+
+
+@benchmark("baselines")
+def baselines_suite(args: argparse.Namespace) -> Iterator[dict]:
+    """Seconds per image of every classical fill (lesson 02) on test photo patches with LaMa's
+    mixed masks at coverage 0.25, at 64x64 and 256x256 (one image per call, CPU)."""
+    from course_lib.baselines import METHODS
+    from course_lib.data import PhotoPatches
+    from course_lib.masks import generate
+
+    for size in (64, 256):
+        images = PhotoPatches(patch_size=size, split="test", seed=0).batch(0, 4)
+        holes = generate("mixed", 4, size, size, coverage=0.25, seed=0)
+        # One image per call, the fills' unit of work: (1, 3, H, W) and (1, 1, H, W) each.
+        pairs = list(zip(images.split(1), holes.split(1), strict=True))
+        for name, fill in METHODS.items():
+            seconds = [
+                median_seconds(lambda f=fill, x=x, h=h: f(x, h), repeats=args.repeats)
+                for x, h in pairs
+            ]
+            yield {
+                "what": "fill",
+                "method": name,
+                "size": size,
+                "mask": "mixed",
+                "coverage": 0.25,
+                "images": len(pairs),
+                # The median over images of each image's median over repeats.
+                "seconds_per_image": round(float(np.median(seconds)), 4),
+            }

@@ -246,7 +246,7 @@ def _composite(fill: FillFunction, images: torch.Tensor, holes: torch.Tensor) ->
             f"the fill function returned shape {tuple(prediction.shape)} for images of shape "
             f"{tuple(images.shape)}; it must return one (B, 3, H, W) image per input."
         )
-    return holes * prediction.float().clamp(0, 1) + (1 - holes) * images
+    return masks.composite(images, holes, prediction.float().clamp(0, 1))
 
 
 def evaluate(

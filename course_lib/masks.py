@@ -35,6 +35,7 @@ __all__ = [
     "STROKE_PRESETS",
     "band_label",
     "band_of",
+    "composite",
     "coverage",
     "dilate",
     "generate",
@@ -231,6 +232,15 @@ def touches_border(mask: torch.Tensor) -> torch.Tensor:
         [mask[:, 0, 0, :], mask[:, 0, -1, :], mask[:, 0, :, 0], mask[:, 0, :, -1]], dim=1
     )  # (B, 2W + 2H)
     return edges.amax(dim=1) > 0
+
+
+def composite(image: torch.Tensor, hole: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+    """The answer of any inpainting method: ``hole * prediction + (1 - hole) * image``.
+
+    The prediction in the hole, the known image everywhere else, exactly (the mask holds
+    only 0 and 1). Every metric in the course is computed on this composite.
+    """
+    return hole * prediction + (1 - hole) * image
 
 
 # ---------------------------------------------------------------------------------------------
