@@ -136,6 +136,27 @@ def compare(
     return format_grid(columns, f"mean {metric.upper()} on {label} masks ({border})", digits)
 
 
+# Held-out images every lesson is scored on. Training uses PhotoPatches(split="train") and
+# ProceduralScenes(seed=0); these never overlap with them.
+TEST_SCENE_SEED = 10_000
+HELD_OUT_SOURCES = ("photos", "scenes")
+
+
+def held_out_images(source: str, size: int, count: int) -> torch.Tensor:
+    """The first ``count`` held-out evaluation images ``(count, 3, size, size)``.
+
+    ``"photos"``: patches of the test photographs (never seen in training);
+    ``"scenes"``: procedural scenes drawn with a seed no training run uses.
+    """
+    from course_lib.data import PhotoPatches, ProceduralScenes
+
+    if source == "photos":
+        return PhotoPatches(patch_size=size, split="test", seed=0).batch(0, count)
+    if source == "scenes":
+        return ProceduralScenes(size=size, seed=TEST_SCENE_SEED).batch(0, count)[0]
+    raise ValueError(f"unknown held-out source {source!r}; choose one of {HELD_OUT_SOURCES}.")
+
+
 def images_from(dataset: torch.Tensor | Sequence, count: int | None = None) -> torch.Tensor:
     """The first ``count`` images of a tensor ``(N, 3, H, W)`` or a dataset as one tensor.
 

@@ -151,3 +151,18 @@ def test_text_tables_and_comparison(photos, tmp_path):
     assert "grey_fill" in table and "black" in table and len(table.splitlines()) == 2 + 6
     figure = evaluate.plot([grey, black], metric="psnr", kind="box")
     assert len(figure.axes[0].lines) == 2 and not math.isnan(figure.axes[0].lines[0].get_ydata()[0])
+
+
+def test_held_out_images_are_not_training_images():
+    from course_lib.data import PhotoPatches, ProceduralScenes
+
+    photos = evaluate.held_out_images("photos", 64, 4)
+    scenes = evaluate.held_out_images("scenes", 64, 4)
+    assert photos.shape == scenes.shape == (4, 3, 64, 64)
+    assert not set(PhotoPatches(patch_size=64, split="test").photos) & set(
+        PhotoPatches(patch_size=64, split="train").photos
+    )
+    training_scenes = ProceduralScenes(size=64, seed=0).batch(0, 4)[0]
+    assert not torch.equal(scenes, training_scenes)
+    with pytest.raises(ValueError, match="unknown held-out source"):
+        evaluate.held_out_images("faces", 64, 4)
