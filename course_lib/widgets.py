@@ -32,8 +32,8 @@ class CoverageView:
 
     def summary(self) -> str:
         target = "natural" if self.target is None else f"{self.target:.2f}"
-        measured = ", ".join(f"{value:.3f}" for value in self.measured)
-        return f"target {target} | measured {measured}"
+        photo, scene = self.measured
+        return f"target {target} | measured: photo {photo:.3f}, scene {scene:.3f}"
 
 
 def example_images(size: int, seed: int) -> torch.Tensor:
@@ -121,7 +121,7 @@ def coverage_explorer(kind: str = "irregular", coverage: float = 0.3, size: int 
         # Show the PNG at its own size: stretched to the cell's width, pixels turn to mush.
         size = controls["size"].value
         picture.width = str(len(view.shown) * size * display_scale(size))
-        readout.value = f"photo patch | procedural scene: {view.summary()}"
+        readout.value = view.summary()
 
     for control in controls.values():
         control.observe(refresh, names="value")
