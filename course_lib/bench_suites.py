@@ -179,3 +179,107 @@ def baselines_suite(args: argparse.Namespace) -> Iterator[dict]:
                 # The median over images of each image's median over repeats.
                 "seconds_per_image": round(float(np.median(seconds)), 4),
             }
+
+
+@benchmark("pconv")
+def pconv_suite(args: argparse.Namespace) -> Iterator[dict]:
+    """Lesson 03. Forward + backward time of PartialConv2d against nn.Conv2d of the same
+    shape, measured alternately in the same run (target ratio <= 1.3), with LaMa's mixed masks
+    at coverage 0.25; then training steps per second of the small PConvUNet and ConvUNet
+    (batch 16, 64x64: forward, L1 loss, backward, Adam step)."""
+    import statistics
+    from collections.abc import Callable
+
+    from torch import nn
+
+    from course_lib import masks
+    from course_lib.config import device
+    from course_lib.partial_conv import PartialConv2d
+    from course_lib.unet import ConvUNet, PConvUNet
+
+    def paired_medians(
+        first: Callable[[], object], second: Callable[[], object]
+    ) -> tuple[float, float]:
+        """Median seconds of two functions timed alternately, one call each per round, so
+        that the load of a shared machine falls on both alike (their ratio is reported)."""
+        first_times, second_times = [], []
+        for _ in range(args.repeats):
+            first_times.append(median_seconds(first, repeats=1, warmup=0))
+            second_times.append(median_seconds(second, repeats=1, warmup=0))
+        return statistics.median(first_times), statistics.median(second_times)
+
+    where = device()
+    generator = torch.Generator().manual_seed(0)
+    shapes = [  # batch, in, out, size, kernel, padding
+        (8, 64, 64, 64, 3, 1),
+        (8, 4, 64, 128, 7, 3),
+        (8, 128, 128, 32, 3, 1),
+    ]
+    for batch, in_channels, out_channels, size, kernel, padding in shapes:
+        conv = nn.Conv2d(in_channels, out_channels, kernel, padding=padding).to(where)
+        pconv = PartialConv2d(in_channels, out_channels, kernel, padding=padding).to(where)
+        pconv.load_state_dict(conv.state_dict())
+        x = torch.rand(batch, in_channels, size, size, generator=generator).to(where)
+        x.requires_grad_(True)
+        valid = masks.to_valid(masks.generate("mixed", batch, size, size, 0.25, seed=0))
+        valid = valid.to(where)
+        grad = torch.randn(batch, out_channels, size, size, generator=generator).to(where)
+
+        # torch.autograd.grad computes the same gradients as .backward() without accumulating
+        # them into .grad, so repeated calls do the same work each time.
+        def conv_step(conv: nn.Module = conv, x: torch.Tensor = x, grad: torch.Tensor = grad):
+            torch.autograd.grad(conv(x), (x, *conv.parameters()), grad)
+
+        def pconv_step(
+            pconv: nn.Module = pconv,
+            x: torch.Tensor = x,
+            valid: torch.Tensor = valid,
+            grad: torch.Tensor = grad,
+        ):
+            torch.autograd.grad(pconv(x, valid)[0], (x, *pconv.parameters()), grad)
+
+        for step in (conv_step, pconv_step):  # warm-up: allocator, kernel selection
+            step()
+        conv_seconds, pconv_seconds = paired_medians(conv_step, pconv_step)
+        yield {
+            "what": "pconv_vs_conv_forward_backward",
+            "device": where.type,
+            "threads": torch.get_num_threads(),
+            "batch": batch,
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "size": size,
+            "kernel": kernel,
+            "padding": padding,
+            "conv_seconds": round(conv_seconds, 5),
+            "pconv_seconds": round(pconv_seconds, 5),
+            "ratio": round(pconv_seconds / conv_seconds, 3),
+            "target_ratio": 1.3,
+        }
+
+    batch, size = 16, 64
+    images = torch.rand(batch, 3, size, size, generator=generator).to(where)
+    holes = masks.generate("mixed", batch, size, size, 0.25, seed=0).to(where)
+    for model_class in (PConvUNet, ConvUNet):
+        torch.manual_seed(0)
+        model = model_class.from_config("small").to(where).train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
+
+        def train_step(model: nn.Module = model, optimizer: torch.optim.Optimizer = optimizer):
+            optimizer.zero_grad(set_to_none=True)
+            loss = (model(images, holes) - images).abs().mean()
+            loss.backward()
+            optimizer.step()
+
+        seconds = median_seconds(train_step, repeats=args.repeats, warmup=2)
+        yield {
+            "what": "unet_train_steps_per_second",
+            "model": model_class.__name__,
+            "config": "small",
+            "parameters": model.parameter_count(),
+            "device": where.type,
+            "threads": torch.get_num_threads(),
+            "batch": batch,
+            "size": size,
+            "steps_per_second": round(1 / seconds, 2),
+        }

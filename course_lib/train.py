@@ -1,0 +1,739 @@
+"""One training loop for every learned inpainting method (lesson 03, used by lessons 03-06).
+
+A lesson brings three things and the loop does the rest:
+
+* a **model**: ``model(masked_image, hole) -> prediction (B, 3, H, W)``;
+* a **loss**: ``loss_fn(model, image, hole) -> (loss, parts)``, e.g. :func:`hole_valid_l1`
+  (lesson 03) or the partial-convolution paper's full loss (lesson 04);
+* **data**: anything with ``batch(step) -> (image (B, 3, H, W), hole (B, 1, H, W))``, e.g.
+  :class:`InpaintingBatches`.
+
+:func:`train` then runs the optimisation with a progress bar, records the loss curve, saves
+sample pictures and checkpoints into a run folder, resumes an interrupted run exactly where
+it stopped, and uses mixed precision on CUDA GPUs. Trained weights are shipped with the
+course by :func:`export_weights` and loaded with their sha256 checked by :func:`load_weights`.
+
+The same loop is a command::
+
+    python -m course_lib.train pconv_unet_small --profile full --steps 3000 \\
+        --run-dir runs/pconv --export pconv_unet_small
+
+A run folder holds ``checkpoint.pt`` (everything needed to continue), ``history.json`` (the
+loss curve) and ``samples/step_000500.png`` ... (input / output / composite / truth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import random
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+from tqdm.auto import tqdm
+
+from course_lib import config, masks, viz
+from course_lib.checkpoints import (
+    export_weights,
+    load_checkpoint,
+    load_weights,
+    save_atomic,
+    weights_files,
+    write_text_atomic,
+)
+from course_lib.data import PhotoPatches, ProceduralScenes
+
+__all__ = [
+    "HOLE_WEIGHT",
+    "LOSSES",
+    "MODELS",
+    "SOURCES",
+    "VALID_WEIGHT",
+    "InpaintingBatches",
+    "TrainResult",
+    "export_weights",
+    "hole_valid_l1",
+    "load_weights",
+    "main",
+    "predict",
+    "sample_figure",
+    "train",
+]
+
+LossFunction = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict]]
+
+
+class BatchSource(Protocol):
+    """What :func:`train` needs from data: the batch of any step, always the same one."""
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Training data: a stream of (image, hole) batches indexed by step
+# ---------------------------------------------------------------------------------------------
+
+SOURCES: tuple[str, ...] = ("photos", "scenes")
+# Items per source before the stream starts over. Below data.SEED_STRIDE, so training scenes
+# (seed 0) never coincide with the held-out scenes of course_lib.evaluate (another seed).
+POOL = 1_000_000
+
+
+class InpaintingBatches:
+    """An endless, deterministic stream of training batches ``(image, hole)``.
+
+    ``batch(step)`` returns ``image (B, 3, size, size)`` in ``[0, 1]`` and ``hole
+    (B, 1, size, size)`` (1 = hole). The images of step ``i`` are items ``i * n .. i * n + n - 1``
+    of each source (``n`` = its share of the batch): patches of the *training* photos
+    (``PhotoPatches(split="train")``) first, then ``ProceduralScenes(seed=0)``. The masks of step
+    ``i`` come from ``masks.generate(mask_kind, ...)`` seeded with the pair ``(seed, i)``.
+
+    So a batch depends only on its step: a run resumed at step ``i`` sees exactly the data an
+    uninterrupted run sees, and ``seed`` changes the holes but never the pictures.
+
+    * ``sources``: ``("photos", "scenes")`` (half each), or one of them.
+    * ``coverage``: ``None`` for the mask kind's natural spread of hole sizes, or a target in
+      ``[0, 1)`` for every mask.
+    * ``mask_options``: passed on to :func:`course_lib.masks.generate`, e.g. ``preset="thick"``
+      for ``mask_kind="irregular"``.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[str] = SOURCES,
+        size: int = 64,
+        batch_size: int = 16,
+        mask_kind: str = "mixed",
+        seed: int = 0,
+        coverage: float | None = None,
+        **mask_options: Any,
+    ) -> None:
+        self.sources = (sources,) if isinstance(sources, str) else tuple(sources)
+        if not self.sources or len(set(self.sources)) != len(self.sources):
+            raise ValueError(
+                f"sources must name each source once, e.g. {SOURCES}; got {sources!r}."
+            )
+        unknown = [source for source in self.sources if source not in SOURCES]
+        if unknown:
+            raise ValueError(f"unknown image source(s) {unknown}; choose from {SOURCES}.")
+        if not isinstance(batch_size, int) or batch_size < len(self.sources):
+            raise ValueError(
+                f"batch_size must be an int of at least {len(self.sources)} (one image per "
+                f"source), got {batch_size!r}."
+            )
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
+        self.size = size
+        self.batch_size = batch_size
+        self.mask_kind = mask_kind
+        self.seed = seed
+        self.coverage = coverage
+        self.mask_options = dict(mask_options)
+        # The batch is shared as evenly as possible: 16 images from 2 sources = 8 + 8.
+        share, extra = divmod(batch_size, len(self.sources))
+        self.counts = tuple(share + (k < extra) for k in range(len(self.sources)))
+        self._photos = (
+            PhotoPatches(size, split="train", length=POOL, seed=0)
+            if "photos" in self.sources
+            else None
+        )
+        self._scenes = (
+            ProceduralScenes(size, length=POOL, seed=0) if "scenes" in self.sources else None
+        )
+        # Drawing one mask now reports a bad kind, option or coverage here, not at step 0.
+        masks.generate(mask_kind, 1, size, size, coverage, seed=0, **mask_options)
+
+    def _image(self, source: str, index: int) -> torch.Tensor:
+        """Item ``index`` of ``source``: ``(3, size, size)``."""
+        if source == "photos":
+            return self._photos[index]
+        return self._scenes[index][0]  # scenes come with their label map; keep the image
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch of training step ``step``: ``(image (B, 3, H, W), hole (B, 1, H, W))``."""
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            raise ValueError(f"step must be a non-negative int, got {step!r}.")
+        images = []
+        for source, count in zip(self.sources, self.counts, strict=True):
+            # Consecutive steps take consecutive items; the stream wraps after POOL items.
+            images += [self._image(source, (step * count + k) % POOL) for k in range(count)]
+        image = torch.stack(images)  # (B, 3, H, W)
+        # One generator per (seed, step) pair: step i's masks never depend on other steps.
+        generator = np.random.default_rng((self.seed, step))
+        hole = masks.generate(
+            self.mask_kind,
+            self.batch_size,
+            self.size,
+            self.size,
+            self.coverage,
+            generator=generator,
+            **self.mask_options,
+        )  # (B, 1, H, W)
+        return image, hole
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The settings that define the stream, as plain values (stored in checkpoints)."""
+        return {
+            "sources": list(self.sources),
+            "size": self.size,
+            "batch_size": self.batch_size,
+            "mask_kind": self.mask_kind,
+            "seed": self.seed,
+            "coverage": self.coverage,
+            "mask_options": dict(self.mask_options),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# The lesson 03 loss
+# ---------------------------------------------------------------------------------------------
+
+VALID_WEIGHT = 1.0  # weights of the partial-convolution paper's two L1 terms
+HOLE_WEIGHT = 6.0
+
+
+def predict(model: nn.Module, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """The model's raw prediction ``(B, 3, H, W)``; it is given ``image * (1 - hole)``.
+
+    Zeroing the hole pixels here, in one place, guarantees that no model ever sees the pixels
+    it has to guess: otherwise a network can learn to copy them and look perfect.
+    """
+    return model(image * (1 - hole), hole)
+
+
+def hole_valid_l1(
+    model: nn.Module, image: torch.Tensor, hole: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """``L_valid + 6 * L_hole``: the L1 part of the partial-convolution paper's loss.
+
+    ``L_hole = mean(|hole * (prediction - image)|)`` and ``L_valid`` the same with
+    ``1 - hole``; both are means over *all* ``B * C * H * W`` elements, as in the paper, so a
+    small hole gives a small ``L_hole``. Returns the loss and its parts ``{"valid", "hole"}``.
+    """
+    # float32 even under mixed precision: the loss is a sum of many small numbers.
+    prediction = predict(model, image, hole).float()  # (B, 3, H, W)
+    error = (prediction - image).abs()  # (B, 3, H, W); hole (B, 1, H, W) broadcasts over C
+    valid_l1 = ((1 - hole) * error).mean()
+    hole_l1 = (hole * error).mean()
+    loss = VALID_WEIGHT * valid_l1 + HOLE_WEIGHT * hole_l1
+    return loss, {"valid": valid_l1.item(), "hole": hole_l1.item()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Pictures and results
+# ---------------------------------------------------------------------------------------------
+
+SAMPLE_COUNT = 4  # rows of a sample picture
+
+
+def sample_figure(
+    model: nn.Module, image: torch.Tensor, hole: torch.Tensor, title: str | None = None
+) -> Figure:
+    """Rows of input / output / composite / truth for a batch (model in eval mode, no grad)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        prediction = predict(model, image, hole).float().clamp(0, 1)  # (B, 3, H, W)
+    model.train(was_training)
+    panels = {
+        "input": viz.masked_input(image, hole),
+        "output": prediction,
+        "composite": masks.composite(image, hole, prediction),
+        "truth": image,
+    }
+    return viz.side_by_side({name: panel.cpu() for name, panel in panels.items()}, title=title)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    ``history`` has one entry per step since the run began (resumed steps included):
+    ``{"step": 1, "loss": 0.41, "valid": 0.05, "hole": 0.06}``, with the loss's own parts.
+    ``seconds`` is the time spent by this call; ``run_dir`` is ``None`` for runs without files.
+    """
+
+    history: list[dict[str, float]]
+    steps: int
+    seconds: float
+    run_dir: Path | None
+
+    def plot(self, title: str = "training loss", smooth: int | None = None) -> Figure:
+        """The loss curve and its parts against the step, on a log scale.
+
+        One batch's loss is noisy (its holes may be large or small), so each curve is drawn
+        faintly as recorded and boldly as a running mean over ``smooth`` steps (default: a
+        25th of the run).
+        """
+        if not self.history:
+            raise ValueError("this run has no recorded steps to plot.")
+        window = smooth or max(1, len(self.history) // 25)
+        figure, axis = plt.subplots(figsize=(6.4, 3.6))
+        steps = np.array([entry["step"] for entry in self.history])
+        for key in (key for key in self.history[0] if key != "step"):
+            values = np.array([entry[key] for entry in self.history])
+            # Running mean over the last `window` steps (fewer at the start).
+            totals = np.cumsum(np.insert(values, 0, 0.0))
+            counts = np.minimum(np.arange(1, len(values) + 1), window)
+            running = (totals[1:] - totals[np.arange(len(values)) + 1 - counts]) / counts
+            (line,) = axis.plot(steps, running, label="total loss" if key == "loss" else key)
+            axis.plot(steps, values, color=line.get_color(), alpha=0.25, linewidth=0.8)
+        axis.set_yscale("log")
+        axis.set_xlabel("step")
+        axis.set_ylabel(
+            f"training loss (mean of {window} steps)" if window > 1 else "training loss"
+        )
+        axis.set_title(title)
+        axis.legend()
+        figure.tight_layout()
+        return figure
+
+
+# ---------------------------------------------------------------------------------------------
+# The training loop
+# ---------------------------------------------------------------------------------------------
+
+CHECKPOINT_FILE = "checkpoint.pt"
+HISTORY_FILE = "history.json"
+SAMPLES_DIR = "samples"
+CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
+DEFAULT_LR = 2e-4  # Adam, as in the partial-convolution paper
+RESERVED_KEYS = ("step", "loss")  # history keys the loop writes itself
+
+
+def _resolve_amp(amp: bool | None, device: torch.device) -> bool:
+    """Mixed precision only on CUDA: CPUs and MPS gain little from float16 and some ops fail."""
+    if amp is None:
+        return device.type == "cuda"
+    if amp and device.type != "cuda":
+        raise ValueError(
+            f"amp=True needs a CUDA GPU, but training runs on {device}. Use amp=None (on when "
+            "the device is CUDA) or amp=False."
+        )
+    return bool(amp)
+
+
+def _autocast(enabled: bool) -> contextlib.AbstractContextManager:
+    """float16 autocast on CUDA when ``enabled``; otherwise nothing changes."""
+    if enabled:
+        return torch.autocast(device_type="cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def _rng_states(device: torch.device) -> dict[str, Any]:
+    """Every global random state a model or loss may draw from, as tensors and plain values."""
+    name, keys, position, has_gauss, gauss = np.random.get_state(legacy=True)
+    return {
+        "python": random.getstate(),
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(position),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "mps": torch.mps.get_rng_state() if device.type == "mps" else None,
+    }
+
+
+def _set_rng_states(states: dict[str, Any], device: torch.device) -> None:
+    """Restore what :func:`_rng_states` saved (devices this machine lacks are skipped)."""
+    random.setstate(states["python"])
+    saved = states["numpy"]
+    keys = saved["keys"].numpy().astype(np.uint32)
+    np.random.set_state((saved["name"], keys, saved["pos"], saved["has_gauss"], saved["gauss"]))
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    if states["mps"] is not None and device.type == "mps":
+        torch.mps.set_rng_state(states["mps"])
+
+
+def _run_config(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    loss_fn: LossFunction,
+    data: BatchSource,
+    seed: int,
+) -> dict[str, Any]:
+    """What defines a run; a checkpoint may only be continued by a run with the same values.
+
+    ``steps``, the device and mixed precision are left out: a run can be extended, and moved
+    from a GPU to a laptop.
+    """
+    return {
+        "model": type(model).__qualname__,
+        "shapes": {name: list(tensor.shape) for name, tensor in model.state_dict().items()},
+        "optimizer": type(optimizer).__qualname__,
+        # The starting learning rates: a schedule changes the current ones as the run goes.
+        "lr": [float(group.get("initial_lr", group["lr"])) for group in optimizer.param_groups],
+        "scheduler": type(scheduler).__qualname__ if scheduler is not None else None,
+        "loss": getattr(loss_fn, "__qualname__", type(loss_fn).__qualname__),
+        "data": getattr(data, "config", type(data).__qualname__),
+        "seed": seed,
+    }
+
+
+def _check_same_run(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:
+    """Refuse to continue (and so overwrite) a checkpoint of another model or setting."""
+    if saved["model"] != current["model"] or saved["shapes"] != current["shapes"]:
+        saved_size = sum(math.prod(shape) for shape in saved["shapes"].values())
+        size = sum(math.prod(shape) for shape in current["shapes"].values())
+        # Name the first tensor that differs: it tells a student which setting changed.
+        names = list(dict.fromkeys([*saved["shapes"], *current["shapes"]]))
+        first = next(
+            name for name in names if saved["shapes"].get(name) != current["shapes"].get(name)
+        )
+        raise ValueError(
+            f"run_dir {path.parent} holds a checkpoint of another model: a {saved['model']} with "
+            f"{saved_size:,} weights, this is a {current['model']} with {size:,} ({first}: "
+            f"{saved['shapes'].get(first)} there, {current['shapes'].get(first)} here). Use a "
+            "new run_dir, or resume=False to start over there (its files are then replaced)."
+        )
+    differing = [key for key in current if saved.get(key) != current[key]]
+    if differing:
+        details = "; ".join(
+            f"{key}: {saved.get(key)!r} there, {current[key]!r} now" for key in differing
+        )
+        raise ValueError(
+            f"run_dir {path.parent} holds a checkpoint of another run ({details}). Use a new "
+            "run_dir, or resume=False to start over there (its files are then replaced)."
+        )
+
+
+def _clear_run(run_dir: Path) -> None:
+    """Remove the files of an earlier run so that a fresh run never mixes with it."""
+    (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+    (run_dir / HISTORY_FILE).unlink(missing_ok=True)
+    for picture in (run_dir / SAMPLES_DIR).glob("step_*.png"):
+        picture.unlink()
+
+
+def _check_every(name: str, value: int | None) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ValueError(
+            f"{name} must be a positive int, or None for the last step only; got {value!r}."
+        )
+
+
+def _due(completed: int, every: int | None, steps: int) -> bool:
+    """True after the last step and every ``every`` steps."""
+    return completed == steps or (every is not None and completed % every == 0)
+
+
+def _parts(parts: dict[str, Any]) -> dict[str, float]:
+    """The loss's parts as floats, under names that do not clash with the loop's own."""
+    clash = sorted(set(parts) & set(RESERVED_KEYS))
+    if clash:
+        raise ValueError(f"the loss parts may not be named {clash}; the loop records those.")
+    return {name: float(value) for name, value in parts.items()}
+
+
+def _history_json(run_config: dict[str, Any], history: list[dict[str, float]]) -> str:
+    """``history.json``: the run's settings, then one line per step (easy to read and diff)."""
+    settings = {key: value for key, value in run_config.items() if key != "shapes"}
+    steps = ",\n".join(json.dumps(entry) for entry in history)
+    return f'{{"config": {json.dumps(settings)},\n"history": [\n{steps}\n]}}\n'
+
+
+def _default_samples(data: BatchSource) -> tuple[torch.Tensor, torch.Tensor]:
+    """A few pairs of step 0's batch, spread over it so that every image source appears."""
+    image, hole = data.batch(0)
+    rows = torch.linspace(0, len(image) - 1, min(SAMPLE_COUNT, len(image))).long()
+    return image[rows], hole[rows]
+
+
+def _save_samples(
+    model: nn.Module, image: torch.Tensor, hole: torch.Tensor, run_dir: Path, step: int, amp: bool
+) -> None:
+    """Save the model's answers on the sample pairs to ``run_dir/samples/step_XXXXXX.png``."""
+    path = run_dir / SAMPLES_DIR / f"step_{step:06d}.png"
+    path.parent.mkdir(exist_ok=True)
+    with _autocast(amp):
+        figure = sample_figure(model, image, hole, title=f"after {step} steps")
+    figure.savefig(path, dpi=72)
+    plt.close(figure)  # figures made in a loop would otherwise pile up in memory
+
+
+def train(
+    model: nn.Module,
+    loss_fn: LossFunction,
+    data: BatchSource,
+    steps: int,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr: float | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    device: torch.device | str | None = None,
+    run_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = 500,
+    sample_every: int | None = 500,
+    samples: tuple[torch.Tensor, torch.Tensor] | None = None,
+    resume: bool = True,
+    amp: bool | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``model`` for ``steps`` optimizer steps in total; step ``i`` uses ``data.batch(i)``.
+
+    * ``loss_fn(model, image, hole) -> (loss, parts)``: the lesson's loss, e.g.
+      :func:`hole_valid_l1`; ``parts`` (floats) are recorded next to the loss.
+    * ``optimizer``: default Adam with ``lr`` (default 2e-4). Pass either an optimizer (with its
+      own learning rate) or ``lr``, not both. ``scheduler``: a learning-rate schedule of that
+      optimizer (e.g. warm-up then cosine decay), stepped once per step.
+    * ``device``: default :func:`course_lib.config.device`. ``amp``: float16 mixed precision;
+      ``None`` turns it on exactly when the device is CUDA.
+    * ``run_dir``: where the run's files go (``None``: no files). A checkpoint is written every
+      ``checkpoint_every`` steps and after the last one; sample pictures of ``samples`` (default:
+      4 images of step 0's batch) every ``sample_every`` steps and after the last one.
+    * ``resume``: continue from ``run_dir``'s checkpoint if there is one; the result is the
+      same as an uninterrupted run. A checkpoint of another model or setting is refused;
+      ``resume=False`` starts over and replaces the run's files.
+    * ``seed``: seeds every generator (:func:`course_lib.config.seed_everything`) at the start.
+
+    Returns a :class:`TrainResult`; the model keeps its trained weights and is left in eval mode.
+    """
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}.")
+    _check_every("checkpoint_every", checkpoint_every)
+    _check_every("sample_every", sample_every)
+    device = torch.device(device) if device is not None else config.device()
+    use_amp = _resolve_amp(amp, device)
+    if optimizer is not None and lr is not None:
+        raise ValueError("pass lr to your optimizer, or pass lr without an optimizer; not both.")
+    config.seed_everything(seed)
+    model.to(device)
+    if optimizer is None:
+        optimizer = torch.optim.Adam(model.parameters(), lr=DEFAULT_LR if lr is None else lr)
+    if scheduler is not None and scheduler.optimizer is not optimizer:
+        raise ValueError("the scheduler must belong to the optimizer passed to train().")
+    # The scaler multiplies the loss so that small float16 gradients do not round to zero;
+    # disabled (a no-op) without mixed precision, so there is only one code path.
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    run_config = _run_config(model, optimizer, scheduler, loss_fn, data, seed)
+
+    start, history = 0, []
+    folder = Path(run_dir) if run_dir is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        checkpoint_path = folder / CHECKPOINT_FILE
+        if checkpoint_path.exists() and resume:
+            checkpoint = load_checkpoint(checkpoint_path)
+            if checkpoint.get("format") != CHECKPOINT_FORMAT:
+                raise ValueError(
+                    f"{checkpoint_path} was written by another version of course_lib (format "
+                    f"{checkpoint.get('format')}, expected {CHECKPOINT_FORMAT}); use a new run_dir."
+                )
+            _check_same_run(checkpoint["config"], run_config, checkpoint_path)
+            if checkpoint["step"] > steps:
+                raise ValueError(
+                    f"run_dir {folder} already holds a run at step {checkpoint['step']}, past "
+                    f"steps={steps}. Ask for steps >= {checkpoint['step']}, or resume=False."
+                )
+            model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(checkpoint["scheduler"])
+            if use_amp and checkpoint["scaler"]:  # empty when the run so far had no AMP
+                scaler.load_state_dict(checkpoint["scaler"])
+            _set_rng_states(checkpoint["rng"], device)
+            start, history = checkpoint["step"], checkpoint["history"]
+        else:
+            _clear_run(folder)  # files of an earlier run (or a crashed one) must not mix in
+
+    def save_checkpoint(completed: int) -> None:
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "step": completed,
+            "config": run_config,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "scaler": scaler.state_dict(),
+            "rng": _rng_states(device),
+            "history": history,
+        }
+        save_atomic(state, folder / CHECKPOINT_FILE)
+        write_text_atomic(_history_json(run_config, history), folder / HISTORY_FILE)
+
+    if folder is not None:
+        sample_image, sample_hole = (t.to(device) for t in samples or _default_samples(data))
+
+    began = time.perf_counter()
+    model.train()
+    bar = tqdm(
+        range(start, steps), initial=start, total=steps, desc="training", disable=not progress
+    )
+    for step in bar:
+        image, hole = (tensor.to(device) for tensor in data.batch(step))  # (B,3,H,W), (B,1,H,W)
+        with _autocast(use_amp):
+            loss, parts = loss_fn(model, image, hole)
+        value = loss.item()
+        # Checked before the update, so that the model keeps its last finite weights.
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"the loss became {value} at step {step}: training diverged. Lower the learning "
+                f"rate (now {optimizer.param_groups[0]['lr']}); the last checkpoint is intact."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)  # skips the step if float16 gradients overflowed
+        scaler.update()
+        if scheduler is not None:
+            scheduler.step()
+
+        completed = step + 1
+        history.append({"step": completed, "loss": value, **_parts(parts)})
+        bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+        if folder is not None and _due(completed, checkpoint_every, steps):
+            save_checkpoint(completed)
+        if folder is not None and _due(completed, sample_every, steps):
+            _save_samples(model, sample_image, sample_hole, folder, completed, use_amp)
+    bar.close()
+    model.eval()
+    return TrainResult(
+        history=history, steps=steps, seconds=time.perf_counter() - began, run_dir=folder
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line: python -m course_lib.train MODEL --profile quick|full ...
+# ---------------------------------------------------------------------------------------------
+
+
+def _pconv_unet_small() -> nn.Module:
+    # Imported here, not at the top: course_lib.train must not need the networks to import.
+    from course_lib.unet import PConvUNet
+
+    return PConvUNet.from_config("small")
+
+
+def _conv_unet_small() -> nn.Module:
+    from course_lib.unet import ConvUNet
+
+    return ConvUNet.from_config("small")
+
+
+MODELS: dict[str, Callable[[], nn.Module]] = {
+    "pconv_unet_small": _pconv_unet_small,
+    "conv_unet_small": _conv_unet_small,
+}
+"""Models the command line can train, by name; lessons add their own (name -> constructor)."""
+
+LOSSES: dict[str, LossFunction] = {"l1": hole_valid_l1}
+"""Losses the command line offers (``--loss``); lesson 04 adds the full partial-conv loss."""
+
+COMMAND = "python -m course_lib.train"
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an int of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of steps, got {text}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=COMMAND,
+        description="Train an inpainting model on the course's offline data, with checkpoints "
+        "and resume; optionally export the weights into course_lib/weights.",
+    )
+    parser.add_argument("model", choices=sorted(MODELS), help="which model to train")
+    parser.add_argument(
+        "--profile", choices=sorted(config.PROFILES), help="image and batch size (default: auto)"
+    )
+    parser.add_argument("--steps", type=_positive_int, help="total steps (default: the profile's)")
+    parser.add_argument("--run-dir", required=True, help="folder for checkpoint, history, samples")
+    parser.add_argument("--lr", type=float, default=DEFAULT_LR, help="Adam learning rate")
+    parser.add_argument("--loss", choices=sorted(LOSSES), default="l1", help="training loss")
+    parser.add_argument("--seed", type=int, default=0, help="seed of weights and masks")
+    parser.add_argument("--no-resume", action="store_true", help="start over in --run-dir")
+    parser.add_argument(
+        "--export", metavar="NAME", help="save the weights as course_lib/weights/NAME"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="let --export replace weights")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    options = parser.parse_args(arguments)
+    if options.export and options.profile is None:
+        parser.error("--export needs an explicit --profile, so that the recorded command repeats.")
+    if options.export and not options.overwrite:
+        existing = [str(file) for file in weights_files(options.export) if file.exists()]
+        if existing:  # refuse before training, not after an hour of it
+            parser.error(f"{', '.join(existing)} exist(s); choose another name or add --overwrite.")
+    chosen = config.profile(options.profile)
+    steps = chosen.train_steps if options.steps is None else options.steps
+
+    config.seed_everything(options.seed)  # before building the model: same initial weights
+    try:
+        model = MODELS[options.model]()
+    except ImportError as error:
+        raise SystemExit(
+            f"{COMMAND}: cannot build {options.model!r}: {error}. The module that defines it is "
+            "not importable in this version of course_lib."
+        ) from error
+    data = InpaintingBatches(
+        size=chosen.image_size, batch_size=chosen.batch_size, seed=options.seed
+    )
+    device = config.device()
+    result = train(
+        model,
+        LOSSES[options.loss],
+        data,
+        steps,
+        lr=options.lr,
+        device=device,
+        run_dir=options.run_dir,
+        resume=not options.no_resume,
+        seed=options.seed,
+        progress=not options.quiet,
+    )
+    last = result.history[-1]
+    print(
+        f"{options.model}: {steps} steps, final loss {last['loss']:.4f}, run in {options.run_dir}"
+    )
+    if options.export:
+        metadata = {
+            "command": f"{COMMAND} {shlex.join(arguments)}",
+            "profile": chosen.name,
+            "steps": steps,
+            "loss": options.loss,
+            "lr": options.lr,
+            "seed": options.seed,
+            "data": data.config,
+            "device": device.type,
+            "amp": device.type == "cuda",
+            "final_loss": last["loss"],
+        }
+        path = export_weights(model, options.export, metadata, overwrite=options.overwrite)
+        print(f"exported {path} and {path.with_suffix('.json').name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
