@@ -49,6 +49,18 @@ def median_seconds(function: Callable[[], object], repeats: int = 7, warmup: int
     return statistics.median(times)
 
 
+def paired_medians(
+    first: Callable[[], object], second: Callable[[], object], repeats: int
+) -> tuple[float, float]:
+    """Median seconds of two functions timed alternately, one call each per round, so that
+    the load of a shared machine falls on both alike (their ratio is what gets reported)."""
+    first_times, second_times = [], []
+    for _ in range(repeats):
+        first_times.append(median_seconds(first, repeats=1, warmup=0))
+        second_times.append(median_seconds(second, repeats=1, warmup=0))
+    return statistics.median(first_times), statistics.median(second_times)
+
+
 def emit(benchmark_name: str, **fields: object) -> Measurement:
     """Print one measurement as a JSON line and return it."""
     record = {"bench": benchmark_name, **fields}

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import torch
 
-from course_lib.bench import benchmark, median_seconds
+from course_lib.bench import benchmark, median_seconds, paired_medians
 
 
 @benchmark("data")
@@ -181,14 +181,45 @@ def baselines_suite(args: argparse.Namespace) -> Iterator[dict]:
             }
 
 
+def training_speed(model_class: type, lr: float, repeats: int, what: str) -> dict:
+    """Training steps per second of ``model_class.from_config("small")``: batch 16 at 64x64
+    with LaMa's mixed masks at coverage 0.25; forward, L1 loss, backward, Adam step."""
+    from course_lib import masks
+    from course_lib.config import device
+    from course_lib.train import predict
+
+    where, batch, size = device(), 16, 64
+    images = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0)).to(where)
+    holes = masks.generate("mixed", batch, size, size, 0.25, seed=0).to(where)
+    torch.manual_seed(0)
+    model = model_class.from_config("small").to(where).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def train_step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        (predict(model, images, holes) - images).abs().mean().backward()
+        optimizer.step()
+
+    seconds = median_seconds(train_step, repeats=repeats, warmup=2)
+    return {
+        "what": what,
+        "model": model_class.__name__,
+        "config": "small",
+        "parameters": model.parameter_count(),
+        "device": where.type,
+        "threads": torch.get_num_threads(),
+        "batch": batch,
+        "size": size,
+        "steps_per_second": round(1 / seconds, 2),
+    }
+
+
 @benchmark("pconv")
 def pconv_suite(args: argparse.Namespace) -> Iterator[dict]:
     """Lesson 03. Forward + backward time of PartialConv2d against nn.Conv2d of the same
     shape, measured alternately in the same run (target ratio <= 1.3), with LaMa's mixed masks
     at coverage 0.25; then training steps per second of the small PConvUNet and ConvUNet
     (batch 16, 64x64: forward, L1 loss, backward, Adam step)."""
-    import statistics
-    from collections.abc import Callable
 
     from torch import nn
 
@@ -196,17 +227,6 @@ def pconv_suite(args: argparse.Namespace) -> Iterator[dict]:
     from course_lib.config import device
     from course_lib.partial_conv import PartialConv2d
     from course_lib.unet import ConvUNet, PConvUNet
-
-    def paired_medians(
-        first: Callable[[], object], second: Callable[[], object]
-    ) -> tuple[float, float]:
-        """Median seconds of two functions timed alternately, one call each per round, so
-        that the load of a shared machine falls on both alike (their ratio is reported)."""
-        first_times, second_times = [], []
-        for _ in range(args.repeats):
-            first_times.append(median_seconds(first, repeats=1, warmup=0))
-            second_times.append(median_seconds(second, repeats=1, warmup=0))
-        return statistics.median(first_times), statistics.median(second_times)
 
     where = device()
     generator = torch.Generator().manual_seed(0)
@@ -240,7 +260,7 @@ def pconv_suite(args: argparse.Namespace) -> Iterator[dict]:
 
         for step in (conv_step, pconv_step):  # warm-up: allocator, kernel selection
             step()
-        conv_seconds, pconv_seconds = paired_medians(conv_step, pconv_step)
+        conv_seconds, pconv_seconds = paired_medians(conv_step, pconv_step, args.repeats)
         yield {
             "what": "pconv_vs_conv_forward_backward",
             "device": where.type,
@@ -257,29 +277,145 @@ def pconv_suite(args: argparse.Namespace) -> Iterator[dict]:
             "target_ratio": 1.3,
         }
 
+    for model_class in (PConvUNet, ConvUNet):
+        yield training_speed(
+            model_class, lr=2e-4, repeats=args.repeats, what="unet_train_steps_per_second"
+        )
+
+
+@benchmark("ffc")
+def ffc_suite(args: argparse.Namespace) -> Iterator[dict]:
+    """Lesson 05. Forward + backward time of FFCResnetBlock against ConvResnetBlock with the
+    same channels (batch 8, training mode, timed alternately in the same run); targets are
+    the ratios of LaMa's own FFCResnetBlock measured on the course's CPU. Then training steps
+    per second of the small TinyLaMa and its same-size ConvLaMa twin (batch 16, 64x64)."""
+
+    from torch import nn
+
+    from course_lib.config import device
+    from course_lib.ffc import ConvLaMa, ConvResnetBlock, FFCResnetBlock, TinyLaMa
+
+    where = device()
+    generator = torch.Generator().manual_seed(0)
+    batch = 8
+    shapes = [  # channels, size, target ratio (LaMa's block on this CPU; None: not measured)
+        (64, 64, 1.46),
+        (64, 128, 1.43),
+        (128, 32, 1.05),
+        (64, 256, None),
+    ]
+    for channels, size, target in shapes:
+        torch.manual_seed(0)
+        conv_block = ConvResnetBlock(channels).to(where).train()
+        ffc_block = FFCResnetBlock(channels, ratio=0.75).to(where).train()
+        n_global = ffc_block.conv1.ffc.in_global
+
+        def features(n: int, size: int = size) -> torch.Tensor:
+            return torch.randn(batch, n, size, size, generator=generator).to(where)
+
+        x = features(channels).requires_grad_(True)
+        grad = features(channels)
+        # The FFC block works on the (local, global) pair as it does inside the network.
+        x_local = features(channels - n_global).requires_grad_(True)
+        x_global = features(n_global).requires_grad_(True)
+        grad_local, grad_global = features(channels - n_global), features(n_global)
+
+        # torch.autograd.grad computes the gradients .backward() would, without accumulating
+        # them into .grad, so that every call does the same work.
+        def conv_step(block: nn.Module = conv_block, x: torch.Tensor = x, grad=grad) -> None:
+            torch.autograd.grad(block(x), (x, *block.parameters()), grad)
+
+        def ffc_step(
+            block: nn.Module = ffc_block,
+            inputs: tuple = (x_local, x_global),
+            grads: tuple = (grad_local, grad_global),
+        ) -> None:
+            torch.autograd.grad(block(inputs), (*inputs, *block.parameters()), grads)
+
+        for step in (conv_step, ffc_step):  # warm-up: allocator, kernel selection
+            step()
+        conv_seconds, ffc_seconds = paired_medians(conv_step, ffc_step, args.repeats)
+        yield {
+            "what": "ffc_block_vs_conv_block_forward_backward",
+            "device": where.type,
+            "threads": torch.get_num_threads(),
+            "batch": batch,
+            "channels": channels,
+            "size": size,
+            "ratio_global": 0.75,
+            "conv_seconds": round(conv_seconds, 5),
+            "ffc_seconds": round(ffc_seconds, 5),
+            "ratio": round(ffc_seconds / conv_seconds, 3),
+            "target_ratio": target,
+        }
+
+    for model_class in (TinyLaMa, ConvLaMa):
+        yield training_speed(
+            model_class, lr=1e-3, repeats=args.repeats, what="lama_train_steps_per_second"
+        )
+
+
+@benchmark("losses")
+def losses_suite(args: argparse.Namespace) -> Iterator[dict]:
+    """Lesson 04. What the partial-convolution paper's full loss costs per training step:
+    PConvLoss forward + backward (to the prediction) against the small PConvUNet's own
+    forward + backward (L1 loss), batch 16 at 64x64 with LaMa's mixed masks at coverage
+    0.25, timed alternately in the same run; with the course feature network, and with VGG-16
+    when its ImageNet weights are on this machine."""
+    import statistics
+
+    from course_lib import masks
+    from course_lib.config import device
+    from course_lib.feature_nets import course_features, vgg16_features, vgg16_weights_file
+    from course_lib.losses import PConvLoss
+    from course_lib.unet import PConvUNet
+
+    where = device()
     batch, size = 16, 64
+    generator = torch.Generator().manual_seed(0)
     images = torch.rand(batch, 3, size, size, generator=generator).to(where)
     holes = masks.generate("mixed", batch, size, size, 0.25, seed=0).to(where)
-    for model_class in (PConvUNet, ConvUNet):
-        torch.manual_seed(0)
-        model = model_class.from_config("small").to(where).train()
-        optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
+    torch.manual_seed(0)
+    model = PConvUNet.from_config("small").to(where).train()
+    parameters = list(model.parameters())
+    with torch.no_grad():
+        prediction = model(images * (1 - holes), holes)  # (B, 3, H, W), a fixed prediction
+    prediction.requires_grad_(True)
 
-        def train_step(model: nn.Module = model, optimizer: torch.optim.Optimizer = optimizer):
-            optimizer.zero_grad(set_to_none=True)
-            loss = (model(images, holes) - images).abs().mean()
-            loss.backward()
-            optimizer.step()
+    # torch.autograd.grad computes gradients without accumulating them, so every call does
+    # the same work; the network's step is what any loss pays, the loss's step comes on top.
+    def network_step() -> None:
+        output = model(images * (1 - holes), holes)
+        torch.autograd.grad((output - images).abs().mean(), parameters)
 
-        seconds = median_seconds(train_step, repeats=args.repeats, warmup=2)
+    builders = [("course", course_features)]
+    if vgg16_weights_file().is_file():
+        builders.append(("vgg16", vgg16_features))
+    for name, build in builders:
+        loss_fn = PConvLoss(build()).to(where)
+
+        def loss_step(loss_fn: PConvLoss = loss_fn) -> None:
+            terms = loss_fn.terms(prediction, images, holes)
+            torch.autograd.grad(loss_fn.combine(terms), prediction)
+
+        for step in (network_step, loss_step):  # warm-up: allocator, kernel selection
+            step()
+        network_times, loss_times = [], []
+        for _ in range(args.repeats):  # alternate, so that a shared machine's load hits both
+            network_times.append(median_seconds(network_step, repeats=1, warmup=0))
+            loss_times.append(median_seconds(loss_step, repeats=1, warmup=0))
+        network_seconds = statistics.median(network_times)
+        loss_seconds = statistics.median(loss_times)
         yield {
-            "what": "unet_train_steps_per_second",
-            "model": model_class.__name__,
+            "what": "pconv_loss_vs_network_forward_backward",
+            "features": name,
+            "model": "PConvUNet",
             "config": "small",
-            "parameters": model.parameter_count(),
             "device": where.type,
             "threads": torch.get_num_threads(),
             "batch": batch,
             "size": size,
-            "steps_per_second": round(1 / seconds, 2),
+            "loss_seconds": round(loss_seconds, 4),
+            "network_seconds": round(network_seconds, 4),
+            "ratio": round(loss_seconds / network_seconds, 3),
         }

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import importlib
 import json
 import math
 import os
@@ -55,6 +57,7 @@ from course_lib.checkpoints import (
     write_text_atomic,
 )
 from course_lib.data import PhotoPatches, ProceduralScenes
+from course_lib.losses import LOSS_BUILDERS
 
 __all__ = [
     "HOLE_WEIGHT",
@@ -385,10 +388,23 @@ def _run_config(
         # The starting learning rates: a schedule changes the current ones as the run goes.
         "lr": [float(group.get("initial_lr", group["lr"])) for group in optimizer.param_groups],
         "scheduler": type(scheduler).__qualname__ if scheduler is not None else None,
-        "loss": getattr(loss_fn, "__qualname__", type(loss_fn).__qualname__),
+        "loss": _loss_identity(loss_fn),
         "data": getattr(data, "config", type(data).__qualname__),
         "seed": seed,
     }
+
+
+def _loss_identity(loss_fn: LossFunction) -> str:
+    """A loss's name, plus a fingerprint of its settings and feature-network weights when it is
+    a module: two PConv losses with different feature networks must not share a run."""
+    name = getattr(loss_fn, "__qualname__", type(loss_fn).__qualname__)
+    if not isinstance(loss_fn, nn.Module):
+        return name
+    digest = hashlib.sha256(repr(loss_fn).encode())
+    for key, tensor in loss_fn.state_dict().items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return f"{name} {digest.hexdigest()[:16]}"
 
 
 def _check_same_run(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:
@@ -618,22 +634,22 @@ def train(
 # ---------------------------------------------------------------------------------------------
 
 
-def _pconv_unet_small() -> nn.Module:
-    # Imported here, not at the top: course_lib.train must not need the networks to import.
-    from course_lib.unet import PConvUNet
+def _small(module: str, class_name: str) -> Callable[[], nn.Module]:
+    """A constructor of ``module.class_name.from_config("small")``, imported only when called:
+    course_lib.train must not need every network to import."""
 
-    return PConvUNet.from_config("small")
+    def build() -> nn.Module:
+        network = getattr(importlib.import_module(f"course_lib.{module}"), class_name)
+        return network.from_config("small")
 
-
-def _conv_unet_small() -> nn.Module:
-    from course_lib.unet import ConvUNet
-
-    return ConvUNet.from_config("small")
+    return build
 
 
 MODELS: dict[str, Callable[[], nn.Module]] = {
-    "pconv_unet_small": _pconv_unet_small,
-    "conv_unet_small": _conv_unet_small,
+    "pconv_unet_small": _small("unet", "PConvUNet"),
+    "conv_unet_small": _small("unet", "ConvUNet"),
+    "tiny_lama_small": _small("ffc", "TinyLaMa"),
+    "conv_lama_small": _small("ffc", "ConvLaMa"),
 }
 """Models the command line can train, by name; lessons add their own (name -> constructor)."""
 
@@ -664,7 +680,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=_positive_int, help="total steps (default: the profile's)")
     parser.add_argument("--run-dir", required=True, help="folder for checkpoint, history, samples")
     parser.add_argument("--lr", type=float, default=DEFAULT_LR, help="Adam learning rate")
-    parser.add_argument("--loss", choices=sorted(LOSSES), default="l1", help="training loss")
+    parser.add_argument(
+        "--loss",
+        choices=sorted({*LOSSES, *LOSS_BUILDERS}),
+        default="l1",
+        help="training loss: l1 (L_valid + 6 L_hole) or the paper's full loss (lesson 04)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of weights and masks")
     parser.add_argument("--no-resume", action="store_true", help="start over in --run-dir")
     parser.add_argument(
@@ -701,9 +722,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         size=chosen.image_size, batch_size=chosen.batch_size, seed=options.seed
     )
     device = config.device()
+    loss_fn = LOSSES[options.loss] if options.loss in LOSSES else LOSS_BUILDERS[options.loss]()
     result = train(
         model,
-        LOSSES[options.loss],
+        loss_fn,
         data,
         steps,
         lr=options.lr,

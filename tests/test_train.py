@@ -360,3 +360,18 @@ def test_the_loss_plot_shows_a_running_mean():
     running, raw = figure.axes[0].lines
     assert list(running.get_ydata()) == [1.0, 1.5, 2.0, 3.0, 4.0, 5.0]
     assert list(raw.get_ydata()) == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+
+
+def test_a_run_records_which_loss_module_it_used():
+    class Weighted(torch.nn.Module):
+        def __init__(self, weight: float):
+            super().__init__()
+            self.register_buffer("weight", torch.tensor(weight))
+
+        def forward(self, model, image, hole):
+            return self.weight * training.hole_valid_l1(model, image, hole)[0], {}
+
+    assert training._loss_identity(training.hole_valid_l1) == "hole_valid_l1"
+    first, second = training._loss_identity(Weighted(1.0)), training._loss_identity(Weighted(2.0))
+    assert first.startswith("test_a_run_records_which_loss_module_it_used.<locals>.Weighted")
+    assert first != second

@@ -1,0 +1,573 @@
+"""Losses for learned inpainting (lesson 04; the adversarial terms return in lesson 05).
+
+An L1 loss alone teaches a network to predict the *average* of all plausible fillings: a
+blur. The partial-convolution paper adds terms that judge the result the way a viewer does:
+
+    L_total = L_valid + 6 L_hole + 0.05 L_perceptual + 120 (L_style_out + L_style_comp) + 0.1 L_tv
+
+* :func:`hole_l1`, :func:`valid_l1`: L1 error inside and outside the hole.
+* :func:`perceptual_loss`: distance between the feature maps of a frozen network
+  (:mod:`course_lib.feature_nets`) of the output, the composite and the truth.
+* :func:`style_loss` with :func:`gram_matrix`: distance between feature *statistics* (which
+  channels fire together), blind to where things are; it asks for the right texture.
+* :func:`total_variation`: smoothness of the composite across the hole's border.
+* :class:`PConvLoss`: all of them with the paper's weights, as a training loss for
+  :func:`course_lib.train.train`.
+
+LaMa keeps an L1 term and a perceptual term (with a network that sees far) and adds an
+adversary:
+
+* :class:`~course_lib.discriminator.PatchDiscriminator`, re-exported here: one logit per patch.
+* :func:`nonsaturating_d_loss`, :func:`nonsaturating_g_loss` (LaMa) and :func:`hinge_d_loss`,
+  :func:`hinge_g_loss` (SN-PatchGAN of DeepFill v2), all told by :func:`downsample_hole`
+  which patches of a fake are made up.
+* :func:`r1_penalty`: keeps the discriminator's gradient small on real images.
+* :func:`feature_matching_loss`: the fake's discriminator features should look like the real's.
+* :class:`HighReceptiveFieldPerceptual`: a perceptual loss through a network that sees far.
+
+Conventions: images ``(B, C, H, W)``, masks ``(B, 1, H, W)`` with **1 = hole**; ``output`` is
+the network's raw prediction (it may leave ``[0, 1]``), ``composite = hole * output + (1 -
+hole) * target``. Every function returns a float32 scalar tensor (a mean), also under mixed
+precision: inputs are converted with ``.float()`` and the one matrix product (the Gram
+matrix) runs with autocast switched off. Feature networks run in the caller's precision,
+their maps are converted to float32. The weights of the terms are applied by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_lib import masks
+from course_lib.discriminator import PatchDiscriminator
+from course_lib.feature_nets import course_features, vgg16_features
+from course_lib.validate import check_mask
+
+__all__ = [
+    "LOSS_BUILDERS",
+    "PAPER_WEIGHTS",
+    "HighReceptiveFieldPerceptual",
+    "PConvLoss",
+    "WEIGHT_OF",
+    "PatchDiscriminator",
+    "downsample_hole",
+    "extract_features",
+    "feature_matching_loss",
+    "gram_matrix",
+    "hinge_d_loss",
+    "hinge_g_loss",
+    "hole_l1",
+    "nonsaturating_d_loss",
+    "nonsaturating_g_loss",
+    "perceptual_distance",
+    "perceptual_loss",
+    "r1_penalty",
+    "style_distance",
+    "style_loss",
+    "total_variation",
+    "valid_l1",
+]
+
+FeatureNetwork = Callable[[torch.Tensor], Sequence[torch.Tensor]]
+Maps = Sequence[torch.Tensor]
+
+# ---------------------------------------------------------------------------------------------
+# Input checks
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_tensor(name: str, tensor: object, channels: int | None = None) -> None:
+    """A floating-point tensor ``(B, C, H, W)`` (with ``channels`` channels if given)."""
+    if not isinstance(tensor, torch.Tensor) or tensor.dim() != 4:
+        shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+        raise ValueError(f"{name} must be a tensor (B, C, H, W), got {shape}.")
+    if not tensor.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor, got dtype {tensor.dtype}.")
+    if channels is not None and tensor.shape[1] != channels:
+        raise ValueError(f"{name} must have {channels} channel(s), got {tuple(tensor.shape)}.")
+
+
+def _check_pair(first: str, a: torch.Tensor, second: str, b: torch.Tensor) -> None:
+    """Two float tensors ``(B, C, H, W)`` of the same shape."""
+    _check_tensor(first, a)
+    _check_tensor(second, b)
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{first} {tuple(a.shape)} and {second} {tuple(b.shape)} must have the same shape."
+        )
+
+
+def _check_hole(hole: torch.Tensor, image: torch.Tensor) -> None:
+    """A binary mask ``(B, 1, H, W)`` (1 = hole) matching ``image``."""
+    check_mask(hole, name="hole", like=image)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pixel losses
+# ---------------------------------------------------------------------------------------------
+
+
+def hole_l1(output: torch.Tensor, target: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """``L_hole = mean(|hole * (output - target)|)``, the mean over all ``B*C*H*W`` elements.
+
+    Divided by the size of the image, not of the hole (as in the paper): a small hole gives a
+    small ``L_hole``, and ``hole_l1 + valid_l1`` is the plain L1 error of the whole image.
+    """
+    _check_pair("output", output, "target", target)
+    _check_hole(hole, output)
+    error = (output.float() - target.float()).abs()  # (B, C, H, W)
+    return (hole.float() * error).mean()  # hole (B, 1, H, W) broadcasts over the channels
+
+
+def valid_l1(output: torch.Tensor, target: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """``L_valid = mean(|(1 - hole) * (output - target)|)``, over all ``B*C*H*W`` elements.
+
+    The error on the known pixels. The composite replaces them anyway, but without this
+    term the raw output drifts there, and the perceptual and style terms see the raw output.
+    """
+    _check_pair("output", output, "target", target)
+    _check_hole(hole, output)
+    error = (output.float() - target.float()).abs()  # (B, C, H, W)
+    return ((1 - hole.float()) * error).mean()
+
+
+def total_variation(composite: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """Smoothness penalty on the composite around the hole.
+
+    ``P`` is the hole grown by one pixel in all 8 directions
+    (``masks.dilate(hole, 1, "square")``); for every pair of horizontal or vertical
+    neighbours that both lie in ``P``, add ``|x[i, j+1] - x[i, j]|`` (resp.
+    ``|x[i+1, j] - x[i, j]|``) over all channels, and divide the sum by ``B*C*H*W`` (the
+    normalisation of the L1 terms)::
+
+        L_tv = ( sum_{b,c,i,j: (i,j), (i,j+1) in P} |x[b,c,i,j+1] - x[b,c,i,j]|
+               + sum_{b,c,i,j: (i,j), (i+1,j) in P} |x[b,c,i+1,j] - x[b,c,i,j]| ) / (B*C*H*W)
+
+    Including the ring around the hole matters: it is where a filling meets the known pixels,
+    and a visible seam there is what this term penalises.
+    """
+    _check_tensor("composite", composite)
+    _check_hole(hole, composite)
+    region = masks.dilate(hole.float(), 1, shape="square")  # P: (B, 1, H, W)
+    x = composite.float()  # (B, C, H, W)
+    both_horizontal = region[..., :, 1:] * region[..., :, :-1]  # (B, 1, H, W-1)
+    both_vertical = region[..., 1:, :] * region[..., :-1, :]  # (B, 1, H-1, W)
+    horizontal = (both_horizontal * (x[..., :, 1:] - x[..., :, :-1]).abs()).sum()
+    vertical = (both_vertical * (x[..., 1:, :] - x[..., :-1, :]).abs()).sum()
+    return (horizontal + vertical) / x.numel()
+
+
+# ---------------------------------------------------------------------------------------------
+# Feature losses: perceptual and style
+# ---------------------------------------------------------------------------------------------
+
+
+def extract_features(
+    features: FeatureNetwork,
+    output: torch.Tensor,
+    composite: torch.Tensor,
+    target: torch.Tensor,
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """Feature maps of the output, the composite and the target, as float32 lists.
+
+    ``features`` maps images in ``[0, 1]`` to a list of feature maps (e.g. a
+    :class:`~course_lib.feature_nets.FeatureExtractor`; a module is moved to the images'
+    device). The target's maps are computed without gradient (they are a constant of the
+    loss); output and composite go through the network together, as one batch.
+    """
+    _check_pair("output", output, "target", target)
+    _check_pair("composite", composite, "target", target)
+    if isinstance(features, nn.Module):
+        features.to(output.device)  # a frozen loss network follows the data
+    with torch.no_grad():
+        target_maps = [m.float() for m in features(target.float())]
+    batch = output.shape[0]
+    both = features(torch.cat([output.float(), composite.float()]))  # maps of (2B, ...)
+    output_maps = [m[:batch].float() for m in both]
+    composite_maps = [m[batch:].float() for m in both]
+    if not target_maps or len(output_maps) != len(target_maps):
+        raise ValueError(
+            f"the feature network must return the same non-empty list of maps for every input; "
+            f"got {len(target_maps)} and {len(output_maps)} maps."
+        )
+    return output_maps, composite_maps, target_maps
+
+
+def _check_maps(*lists: Maps) -> None:
+    """Lists of feature maps ``(B, C_p, H_p, W_p)``, the same number and shapes in each."""
+    if len({len(maps) for maps in lists}) != 1 or not lists[0]:
+        raise ValueError(
+            f"give the same non-empty number of feature maps for each image, got "
+            f"{[len(maps) for maps in lists]}."
+        )
+    for layer, group in enumerate(zip(*lists, strict=True)):
+        for index, tensor in enumerate(group):
+            _check_tensor(f"feature map {layer} of input {index}", tensor)
+        if len({tensor.shape for tensor in group}) != 1:
+            raise ValueError(
+                f"feature maps {layer} differ in shape: {[tuple(t.shape) for t in group]}."
+            )
+
+
+def perceptual_distance(output_maps: Maps, composite_maps: Maps, target_maps: Maps) -> torch.Tensor:
+    """``sum_p mean|Psi_p(output) - Psi_p(target)| + mean|Psi_p(composite) - Psi_p(target)|``.
+
+    Each mean is over all ``B*C_p*H_p*W_p`` elements of layer ``p`` (the paper divides by
+    the number of elements of each layer).
+    """
+    _check_maps(output_maps, composite_maps, target_maps)
+    total = output_maps[0].new_zeros((), dtype=torch.float32)
+    for out, comp, truth in zip(output_maps, composite_maps, target_maps, strict=True):
+        truth = truth.float()  # (B, C_p, H_p, W_p)
+        total = total + (out.float() - truth).abs().mean() + (comp.float() - truth).abs().mean()
+    return total
+
+
+def perceptual_loss(
+    output: torch.Tensor,
+    composite: torch.Tensor,
+    target: torch.Tensor,
+    features: FeatureNetwork,
+) -> torch.Tensor:
+    """``L_perceptual``: :func:`perceptual_distance` of the maps of ``features``.
+
+    Both the raw output and the composite are compared with the target: the composite term
+    judges what a viewer sees, the output term keeps the raw prediction sensible everywhere.
+    """
+    return perceptual_distance(*extract_features(features, output, composite, target))
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W) -> (B, C, C)``: ``G[c, d] = sum_{i,j} F[c, i, j] F[d, i, j] / (C*H*W)``.
+
+    How strongly channels ``c`` and ``d`` fire together, summed over all positions: a
+    description of texture that has forgotten where things are. Computed in float32 with
+    autocast off (a sum of ``H*W`` products overflows float16 easily).
+    """
+    _check_tensor("features", features)
+    batch, channels, height, width = features.shape
+    with torch.autocast(device_type=features.device.type, enabled=False):
+        flat = features.float().reshape(batch, channels, height * width)  # (B, C, HW)
+        return flat @ flat.transpose(1, 2) / (channels * height * width)  # (B, C, C)
+
+
+def style_distance(
+    output_maps: Maps, composite_maps: Maps, target_maps: Maps
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(L_style_out, L_style_comp)``: ``sum_p mean|G(Psi_p(x)) - G(Psi_p(target))|`` for
+    ``x`` = output and composite; each mean is over the ``B*C_p*C_p`` Gram entries (the paper's
+    ``1 / C_p**2``)."""
+    _check_maps(output_maps, composite_maps, target_maps)
+    style_out = output_maps[0].new_zeros((), dtype=torch.float32)
+    style_comp = output_maps[0].new_zeros((), dtype=torch.float32)
+    for out, comp, truth in zip(output_maps, composite_maps, target_maps, strict=True):
+        truth_gram = gram_matrix(truth)  # (B, C_p, C_p)
+        style_out = style_out + (gram_matrix(out) - truth_gram).abs().mean()
+        style_comp = style_comp + (gram_matrix(comp) - truth_gram).abs().mean()
+    return style_out, style_comp
+
+
+def style_loss(
+    output: torch.Tensor,
+    composite: torch.Tensor,
+    target: torch.Tensor,
+    features: FeatureNetwork,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(L_style_out, L_style_comp)`` of the maps of ``features`` (see :func:`style_distance`).
+
+    The paper weighs both with 120: ``120 * (L_style_out + L_style_comp)``.
+    """
+    return style_distance(*extract_features(features, output, composite, target))
+
+
+# ---------------------------------------------------------------------------------------------
+# The partial-convolution paper's total loss
+# ---------------------------------------------------------------------------------------------
+
+PAPER_WEIGHTS: Mapping[str, float] = MappingProxyType(
+    {"valid": 1.0, "hole": 6.0, "perceptual": 0.05, "style": 120.0, "tv": 0.1}
+)
+"""The weights of Liu et al. (2018). They were tuned for VGG-16 features; with another
+feature network the perceptual and style terms have another scale."""
+
+# Which weight multiplies each part: both style terms share the paper's weight 120.
+WEIGHT_OF: Mapping[str, str] = MappingProxyType(
+    {
+        "valid": "valid",
+        "hole": "hole",
+        "perceptual": "perceptual",
+        "style_out": "style",
+        "style_comp": "style",
+        "tv": "tv",
+    }
+)
+
+
+class PConvLoss(nn.Module):
+    """The partial-convolution paper's loss, as a training loss for :func:`course_lib.train.train`.
+
+    ``loss_fn = PConvLoss(features)``; ``loss_fn(model, image, hole)`` returns ``(loss,
+    parts)`` with the *unweighted* parts ``{"valid", "hole", "perceptual", "style_out",
+    "style_comp", "tv"}`` as floats and ``loss = sum(weights[...] * part)``.
+
+    * ``features``: the frozen feature network (see :func:`course_lib.feature_nets.default_features`);
+      it is moved to the images' device when called.
+    * ``weights``: the five weights ``{"valid", "hole", "perceptual", "style", "tv"}``; default
+      :data:`PAPER_WEIGHTS`. Change one with ``{**PAPER_WEIGHTS, "tv": 0.0}``.
+    """
+
+    def __init__(
+        self, features: FeatureNetwork, weights: Mapping[str, float] = PAPER_WEIGHTS
+    ) -> None:
+        super().__init__()
+        if set(weights) != set(PAPER_WEIGHTS):
+            raise ValueError(
+                f"weights must give exactly {sorted(PAPER_WEIGHTS)}, got {sorted(weights)}; "
+                "start from the paper's, e.g. {**PAPER_WEIGHTS, 'tv': 0.0}."
+            )
+        self.features = features
+        self.weights = {name: float(value) for name, value in weights.items()}
+
+    def extra_repr(self) -> str:
+        return f"weights={self.weights}"
+
+    def terms(
+        self, output: torch.Tensor, image: torch.Tensor, hole: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Every unweighted term of a prediction ``output`` of ``image`` with ``hole``."""
+        _check_pair("output", output, "image", image)
+        _check_hole(hole, image)
+        composite = masks.composite(image, hole, output)  # (B, 3, H, W)
+        maps = extract_features(self.features, output, composite, image)
+        style_out, style_comp = style_distance(*maps)
+        return {
+            "valid": valid_l1(output, image, hole),
+            "hole": hole_l1(output, image, hole),
+            "perceptual": perceptual_distance(*maps),
+            "style_out": style_out,
+            "style_comp": style_comp,
+            "tv": total_variation(composite, hole),
+        }
+
+    def combine(self, terms: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``sum over parts of weight * part`` (both style parts take the ``"style"`` weight)."""
+        return sum(self.weights[WEIGHT_OF[name]] * value for name, value in terms.items())
+
+    def forward(
+        self, model: nn.Module, image: torch.Tensor, hole: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``(loss, parts)`` of ``model``'s prediction, as :func:`course_lib.train.train` wants."""
+        # Imported here, not at the top: course_lib.train may import this module to offer
+        # the loss by name, and the two modules must not need each other to load.
+        from course_lib.train import predict
+
+        output = predict(model, image, hole).float()  # (B, 3, H, W), float32
+        terms = self.terms(output, image.float(), hole)
+        values = torch.stack(list(terms.values())).tolist()  # one device transfer for all
+        return self.combine(terms), dict(zip(terms, values, strict=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# Adversarial losses
+# ---------------------------------------------------------------------------------------------
+
+
+def downsample_hole(hole: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """The fraction of hole pixels under each cell of a ``size`` logit map: ``(B, 1, h, w)``.
+
+    The image is cut into an ``h x w`` grid (``F.adaptive_avg_pool2d``: cell ``i`` covers rows
+    ``floor(i*H/h)`` to ``ceil((i+1)*H/h)``) and each cell gets its mean of ``hole``: 0 for a
+    patch of known pixels only, 1 for a patch entirely made up, in between on the border.
+    The adversarial losses use it as a soft label: how fake each patch of a fake is.
+    """
+    check_mask(hole, name="hole")
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    if min(height, width) < 1:
+        raise ValueError(f"size must be positive, got {size!r}.")
+    return F.adaptive_avg_pool2d(hole.float(), (height, width))
+
+
+def _check_logits(name: str, logits: torch.Tensor) -> None:
+    _check_tensor(name, logits, channels=1)
+
+
+def _check_map(name: str, weights: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """A map of weights in ``[0, 1]`` with the logits' shape, as float32."""
+    _check_tensor(name, weights, channels=1)
+    if weights.shape != logits.shape:
+        raise ValueError(
+            f"{name} {tuple(weights.shape)} must have the logits' shape {tuple(logits.shape)}; "
+            "make it with downsample_hole(hole, logits.shape[-2:])."
+        )
+    if weights.numel() and (weights.min() < 0 or weights.max() > 1):
+        raise ValueError(f"{name} must hold values in [0, 1] (the hole fraction of each patch).")
+    return weights.float()
+
+
+def nonsaturating_d_loss(
+    real_logits: torch.Tensor,
+    fake_logits: torch.Tensor,
+    fake_hole_map: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The discriminator's cross-entropy: real patches are real, made-up patches are fake.
+
+    ``mean(softplus(-real)) + mean(m * softplus(fake) + (1 - m) * softplus(-fake))``, where
+    ``softplus(-x) = -log sigmoid(x)`` is the cost of answering "real" with logit ``x``, and
+    ``m`` is ``fake_hole_map`` (:func:`downsample_hole` of the fake's hole; ``None``: every
+    patch of the fake is fake). As in LaMa, the known patches of a fake are labelled *real*:
+    they are real pixels, and calling them fake would teach the discriminator to spot the
+    generator's style rather than its holes. Patches on the hole's border get a soft label.
+    """
+    _check_logits("real_logits", real_logits)
+    _check_logits("fake_logits", fake_logits)
+    real, fake = real_logits.float(), fake_logits.float()
+    real_term = F.softplus(-real).mean()
+    if fake_hole_map is None:
+        return real_term + F.softplus(fake).mean()
+    m = _check_map("fake_hole_map", fake_hole_map, fake_logits)
+    return real_term + (m * F.softplus(fake) + (1 - m) * F.softplus(-fake)).mean()
+
+
+def nonsaturating_g_loss(
+    fake_logits: torch.Tensor, hole_map: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The generator's non-saturating loss: ``mean(softplus(-fake))`` = ``-log sigmoid(fake)``.
+
+    Minimising ``-log D`` (rather than maximising ``-log(1 - D)``) keeps the gradient strong
+    when the discriminator is winning. With ``hole_map`` (:func:`downsample_hole`) each
+    patch's term is weighted by its hole fraction, so the generator is judged on what it made
+    up only; the mean is still over all patches.
+    """
+    _check_logits("fake_logits", fake_logits)
+    cost = F.softplus(-fake_logits.float())  # (B, 1, h, w)
+    if hole_map is not None:
+        cost = _check_map("hole_map", hole_map, fake_logits) * cost
+    return cost.mean()
+
+
+def hinge_d_loss(
+    real_logits: torch.Tensor,
+    fake_logits: torch.Tensor,
+    fake_hole_map: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """SN-PatchGAN's discriminator loss: ``mean(relu(1 - real)) + mean(relu(1 + fake))``.
+
+    Zero once real logits are at least 1 and fake ones at most -1. With ``fake_hole_map``
+    ``m``, the fake term becomes ``m * relu(1 + fake) + (1 - m) * relu(1 - fake)``: known
+    patches of the fake are real, as in :func:`nonsaturating_d_loss`.
+    """
+    _check_logits("real_logits", real_logits)
+    _check_logits("fake_logits", fake_logits)
+    real, fake = real_logits.float(), fake_logits.float()
+    real_term = F.relu(1 - real).mean()
+    if fake_hole_map is None:
+        return real_term + F.relu(1 + fake).mean()
+    m = _check_map("fake_hole_map", fake_hole_map, fake_logits)
+    return real_term + (m * F.relu(1 + fake) + (1 - m) * F.relu(1 - fake)).mean()
+
+
+def hinge_g_loss(fake_logits: torch.Tensor, hole_map: torch.Tensor | None = None) -> torch.Tensor:
+    """SN-PatchGAN's generator loss: ``-mean(fake)`` (``-mean(hole_map * fake)`` with a map)."""
+    _check_logits("fake_logits", fake_logits)
+    fake = fake_logits.float()
+    if hole_map is not None:
+        fake = _check_map("hole_map", hole_map, fake_logits) * fake
+    return -fake.mean()
+
+
+def r1_penalty(real_images: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
+    """``E_x ||grad_x sum(D(x))||^2`` over real images: the R1 penalty, without its weight.
+
+    The gradient of the sum of an image's patch logits with respect to its pixels, squared
+    and summed over the pixels, averaged over the batch. Built with ``create_graph=True``, so
+    it trains the discriminator: it flattens D around real images, which keeps GAN training
+    stable. The caller multiplies by the weight: LaMa uses 0.001 (``0.001 * r1_penalty``);
+    Mescheder et al. write ``gamma / 2 * r1_penalty``.
+
+    ``real_images`` must have ``requires_grad=True`` *before* ``real_logits = D(real_images)``.
+    """
+    _check_tensor("real_images", real_images)
+    _check_logits("real_logits", real_logits)
+    if not real_images.requires_grad:
+        raise ValueError(
+            "r1_penalty needs the gradient of D with respect to the real images: call "
+            "real_images.requires_grad_(True) before real_logits = discriminator(real_images)."
+        )
+    try:
+        (gradient,) = torch.autograd.grad(real_logits.float().sum(), real_images, create_graph=True)
+    except RuntimeError as error:
+        raise ValueError(
+            f"real_logits must be computed from real_images by the discriminator ({error})."
+        ) from error
+    return gradient.float().pow(2).flatten(1).sum(dim=1).mean()
+
+
+def feature_matching_loss(real_features: Maps, fake_features: Maps) -> torch.Tensor:
+    """``mean over layers l of mean|D_l(fake) - D_l(real)|``: L1 between discriminator features.
+
+    ``*_features`` are the lists ``PatchDiscriminator(..., return_features=True)`` returns.
+    The real features are the target: they are detached, so this loss only trains the
+    generator.
+    """
+    _check_maps(real_features, fake_features)
+    total = fake_features[0].new_zeros((), dtype=torch.float32)
+    for real, fake in zip(real_features, fake_features, strict=True):
+        total = total + (fake.float() - real.detach().float()).abs().mean()
+    return total / len(real_features)
+
+
+class HighReceptiveFieldPerceptual(nn.Module):
+    """LaMa's high-receptive-field perceptual loss: ``sum_l mean((Phi_l(output) - Phi_l(target))**2)``.
+
+    A perceptual loss whose network sees far: LaMa uses a segmentation ResNet-50 with dilated
+    convolutions, so its features describe large structures (a wall, a fence), and the loss
+    asks for the right *global* structure. As in LaMa, it is a squared error per layer (mean
+    over all elements), summed over layers, on the raw output; LaMa weighs it by 30.
+
+    ``network``: any module mapping images in ``[0, 1]`` to a list of feature maps; default
+    the course network in its dilated form (``course_features(dilated=True)``), whose deepest
+    maps see 36x36 pixels, more than half of the course's 64x64 images, at half resolution.
+    """
+
+    def __init__(self, network: FeatureNetwork | None = None) -> None:
+        super().__init__()
+        self.network = network if network is not None else course_features(dilated=True)
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss of ``output`` against ``target`` (both ``(B, 3, H, W)``), a scalar."""
+        _check_pair("output", output, "target", target)
+        if isinstance(self.network, nn.Module):
+            self.network.to(output.device)
+        with torch.no_grad():
+            target_maps = list(self.network(target.float()))
+        output_maps = list(self.network(output.float()))
+        _check_maps(output_maps, target_maps)
+        total = output.new_zeros((), dtype=torch.float32)
+        for out, truth in zip(output_maps, target_maps, strict=True):
+            total = total + (out.float() - truth.float()).pow(2).mean()
+        return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Named losses for the training command
+# ---------------------------------------------------------------------------------------------
+
+
+def _pconv_course() -> PConvLoss:
+    return PConvLoss(course_features())
+
+
+def _pconv_vgg16() -> PConvLoss:
+    return PConvLoss(vgg16_features())
+
+
+LOSS_BUILDERS: dict[str, Callable[[], PConvLoss]] = {
+    "pconv_course": _pconv_course,
+    "pconv_vgg16": _pconv_vgg16,
+}
+"""Training losses by name, built on demand (building loads a feature network): the paper's
+loss with the course's feature network, or with VGG-16 (needs its ImageNet weights)."""
