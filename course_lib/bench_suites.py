@@ -419,3 +419,74 @@ def losses_suite(args: argparse.Namespace) -> Iterator[dict]:
             "network_seconds": round(network_seconds, 4),
             "ratio": round(loss_seconds / network_seconds, 3),
         }
+
+
+@benchmark("mae")
+def mae_suite(args: argparse.Namespace) -> Iterator[dict]:
+    """Lesson 06. The masked autoencoder's compute saving: forward time of the encoder alone
+    (patch embedding, masking, transformer blocks on the visible tokens) at mask ratio 0.75
+    against 0.0 (all patches), batch 64 at 64x64, training mode with autograd recording as in
+    pre-training, timed alternately in the same run (target ratio < 0.5), for the quick and
+    full configurations. Then training steps per second of the quick configuration (batch 16,
+    64x64: forward, loss on removed patches, backward, AdamW step)."""
+    from course_lib.config import device
+    from course_lib.mae import MaskedAutoencoder, mae_optimizer
+
+    where = device()
+    size = 64
+    images = torch.rand(64, 3, size, size, generator=torch.Generator().manual_seed(0)).to(where)
+    for config in ("quick", "full"):
+        torch.manual_seed(0)
+        model = MaskedAutoencoder.from_config(config).to(where).train()
+        generator = torch.Generator().manual_seed(0)  # CPU noise, moved to the device
+
+        def encoder(ratio: float, model: MaskedAutoencoder = model, generator=generator) -> None:
+            model.encode(images, ratio, generator)
+
+        for ratio in (0.0, 0.75):  # warm-up: allocator, kernel selection
+            encoder(ratio)
+        all_seconds, masked_seconds = paired_medians(
+            lambda encoder=encoder: encoder(0.0),
+            lambda encoder=encoder: encoder(0.75),
+            args.repeats,
+        )
+        yield {
+            "what": "mae_encoder_forward_masked_vs_all",
+            "config": config,
+            "parameters": model.parameter_count(),
+            "device": where.type,
+            "threads": torch.get_num_threads(),
+            "batch": len(images),
+            "size": size,
+            "patches": model.num_patches,
+            "visible_at_0.75": int(model.num_patches * (1 - 0.75)),
+            "all_seconds": round(all_seconds, 4),
+            "masked_seconds": round(masked_seconds, 4),
+            "ratio": round(masked_seconds / all_seconds, 3),
+            "target_ratio": 0.5,
+        }
+
+    batch = 16  # the quick profile's batch size
+    torch.manual_seed(0)
+    model = MaskedAutoencoder.from_config("quick").to(where).train()
+    optimizer = mae_optimizer(model, batch)
+    generator = torch.Generator().manual_seed(0)
+
+    def train_step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss, _, _ = model(images[:batch], generator=generator)
+        loss.backward()
+        optimizer.step()
+
+    seconds = median_seconds(train_step, repeats=args.repeats, warmup=2)
+    yield {
+        "what": "mae_train_steps_per_second",
+        "config": "quick",
+        "parameters": model.parameter_count(),
+        "device": where.type,
+        "threads": torch.get_num_threads(),
+        "batch": batch,
+        "size": size,
+        "mask_ratio": model.mask_ratio,
+        "steps_per_second": round(1 / seconds, 2),
+    }

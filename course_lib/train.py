@@ -19,7 +19,7 @@ The same loop is a command::
         --run-dir runs/pconv --export pconv_unet_small
 
 A run folder holds ``checkpoint.pt`` (everything needed to continue), ``history.json`` (the
-loss curve) and ``samples/step_000500.png`` ... (input / output / composite / truth).
+loss curve) and ``samples/step_000500.png`` ... (input / composite / truth).
 """
 
 from __future__ import annotations
@@ -246,18 +246,22 @@ SAMPLE_COUNT = 4  # rows of a sample picture
 def sample_figure(
     model: nn.Module, image: torch.Tensor, hole: torch.Tensor, title: str | None = None
 ) -> Figure:
-    """Rows of input / output / composite / truth for a batch (model in eval mode, no grad)."""
+    """Rows of input / composite / truth for a batch (model in eval mode, no grad).
+
+    A model with an ``inpaint(image, hole)`` method (every course network) composites its
+    own answer, which also covers models whose ``forward`` takes other arguments (the masked
+    autoencoder); otherwise the composite is built from :func:`predict`.
+    """
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        prediction = predict(model, image, hole).float().clamp(0, 1)  # (B, 3, H, W)
+        if hasattr(model, "inpaint"):
+            composite = model.inpaint(image, hole).float().clamp(0, 1)  # (B, 3, H, W)
+        else:
+            prediction = predict(model, image, hole).float().clamp(0, 1)
+            composite = masks.composite(image, hole, prediction)
     model.train(was_training)
-    panels = {
-        "input": viz.masked_input(image, hole),
-        "output": prediction,
-        "composite": masks.composite(image, hole, prediction),
-        "truth": image,
-    }
+    panels = {"input": viz.masked_input(image, hole), "composite": composite, "truth": image}
     return viz.side_by_side({name: panel.cpu() for name, panel in panels.items()}, title=title)
 
 
