@@ -57,7 +57,14 @@ from tqdm.auto import tqdm
 
 from course_lib.checkpoints import export_weights, load_weights, weights_files
 from course_lib.data import BACKGROUNDS, PhotoPatches, ProceduralScenes, photo_names
-from course_lib.metrics import IMAGENET_MEAN, IMAGENET_STD, MissingWeightsError
+from course_lib.metrics import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MissingWeightsError,
+    hub_checkpoints,
+    missing_weights_error,
+    torchvision_weights_how,
+)
 
 __all__ = [
     "CLASSES",
@@ -147,7 +154,7 @@ VGG16_URL = torchvision.models.VGG16_Weights.IMAGENET1K_V1.url
 
 def vgg16_weights_file() -> Path:
     """Where torchvision keeps VGG-16's ImageNet weights: ``<torch.hub.get_dir()>/checkpoints/``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / VGG16_URL.rsplit("/", 1)[-1]
+    return hub_checkpoints() / VGG16_URL.rsplit("/", 1)[-1]
 
 
 def vgg16_features(weights_path: str | os.PathLike | None = None) -> FeatureExtractor:
@@ -162,14 +169,10 @@ def vgg16_features(weights_path: str | os.PathLike | None = None) -> FeatureExtr
     default = vgg16_weights_file()
     path = Path(weights_path) if weights_path is not None else default
     if not path.is_file():
-        raise MissingWeightsError(
-            f"VGG-16's ImageNet weights are not on this machine: {path} is missing. With "
-            'internet, run once `python -c "import torchvision; torchvision.models.vgg16('
-            f"weights='IMAGENET1K_V1')\"` (it downloads {VGG16_URL} to {default}; set "
-            "TORCH_HOME to cache it elsewhere); offline, copy vgg16-397923af.pth there or pass "
-            "weights_path='<the file>'. The course never substitutes an untrained network; "
-            "course_lib.feature_nets.course_features() is the offline alternative.",
-            (path,),
+        raise missing_weights_error(
+            "VGG-16 features",
+            [(path, torchvision_weights_how("vgg16", "IMAGENET1K_V1", VGG16_URL, default))],
+            note="course_lib.feature_nets.course_features() is the offline alternative. ",
         )
     # Built on the "meta" device: shapes without numbers, so every number must come from the
     # file (strict loading with assign=True) and the unused classifier costs nothing.

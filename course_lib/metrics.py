@@ -45,12 +45,15 @@ __all__ = [
     "available",
     "fid",
     "gaussian_window",
+    "hub_checkpoints",
     "l1",
     "lpips",
+    "missing_weights_error",
     "per_pixel_error",
     "psnr",
     "ssim",
     "ssim_map",
+    "torchvision_weights_how",
 ]
 
 Region = Literal["all", "hole", "valid"]
@@ -362,22 +365,32 @@ class MissingWeightsError(FileNotFoundError):
         self.missing = missing
 
 
-def _hub_checkpoints() -> Path:
+def hub_checkpoints() -> Path:
     """The folder where torch.hub (used by torchvision and torch-fidelity) caches weights."""
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def _missing_weights(
+def missing_weights_error(
     metric: str, missing: list[tuple[Path, str]], note: str = ""
 ) -> MissingWeightsError:
     """The error for absent weight files: one line per file with how to get it."""
     lines = "\n".join(f"  - {path} is missing: {how}" for path, how in missing)
     return MissingWeightsError(
         f"{metric} needs pretrained weights that are not on this machine:\n{lines}\n{note}"
-        f"torch.hub caches downloads in {_hub_checkpoints()} (torch.hub.get_dir() + "
+        f"torch.hub caches downloads in {hub_checkpoints()} (torch.hub.get_dir() + "
         "'/checkpoints'; set the TORCH_HOME environment variable to move it). The course never "
         "substitutes an untrained network: its scores would look plausible and mean nothing.",
         tuple(path for path, _ in missing),
+    )
+
+
+def torchvision_weights_how(architecture: str, weights: str, url: str, default: Path) -> str:
+    """How to get torchvision's ImageNet weights of ``architecture`` onto this machine."""
+    return (
+        f"the ImageNet weights of {architecture}. With internet, run once "
+        f'`python -c "import torchvision; torchvision.models.{architecture}'
+        f"(weights='{weights}')\"` (it downloads {url} to {default}); offline, copy "
+        f"{default.name} there or pass weights_path='<the file>'"
     )
 
 
@@ -429,7 +442,7 @@ def _lpips_files(net: str, weights_path: str | Path | None) -> tuple[Path, Path]
     if net not in LPIPS_BACKBONES:
         raise ValueError(f"net must be one of {sorted(LPIPS_BACKBONES)}, got {net!r}.")
     backbone = LPIPS_BACKBONES[net]
-    default = _hub_checkpoints() / backbone.file_name
+    default = hub_checkpoints() / backbone.file_name
     backbone_file = Path(weights_path) if weights_path is not None else default
     linear_file = _lpips_linear_file(net)
     missing = []
@@ -437,10 +450,7 @@ def _lpips_files(net: str, weights_path: str | Path | None) -> tuple[Path, Path]
         missing.append(
             (
                 backbone_file,
-                f"the ImageNet weights of {backbone.architecture}. With internet, run once "
-                f'`python -c "import torchvision; torchvision.models.{backbone.architecture}'
-                f"(weights='DEFAULT')\"` (it downloads {backbone.url} to {default}); offline, "
-                f"copy {backbone.file_name} there or pass weights_path='<the file>'",
+                torchvision_weights_how(backbone.architecture, "DEFAULT", backbone.url, default),
             )
         )
     if not linear_file.is_file():
@@ -452,7 +462,7 @@ def _lpips_files(net: str, weights_path: str | Path | None) -> tuple[Path, Path]
             )
         )
     if missing:
-        raise _missing_weights(f"LPIPS (net={net!r})", missing)
+        raise missing_weights_error(f"LPIPS (net={net!r})", missing)
     return backbone_file, linear_file
 
 
@@ -583,7 +593,7 @@ FID_WEIGHTS_URL = (
 
 def _fid_file(weights_path: str | Path | None) -> Path:
     """The Inception weight file of FID, checked; also checks that torch-fidelity is installed."""
-    default = _hub_checkpoints() / FID_WEIGHTS_URL.rsplit("/", 1)[-1]
+    default = hub_checkpoints() / FID_WEIGHTS_URL.rsplit("/", 1)[-1]
     weights_file = Path(weights_path) if weights_path is not None else default
     package_missing = (
         "FID also needs the torch-fidelity package (torchmetrics runs its InceptionV3), which is "
@@ -591,7 +601,7 @@ def _fid_file(weights_path: str | Path | None) -> Path:
     )
     installed = importlib.util.find_spec("torch_fidelity") is not None
     if not weights_file.is_file():
-        raise _missing_weights(
+        raise missing_weights_error(
             "FID",
             [
                 (
