@@ -18,6 +18,10 @@ The same loop is a command::
     python -m course_lib.train pconv_unet_small --profile full --steps 3000 \\
         --run-dir runs/pconv --export pconv_unet_small
 
+Each model trains with its family's :class:`Recipe`: Adam at a constant rate for the
+inpainting networks, MAE's AdamW with warm-up and cosine decay for ``mae_quick``/``mae_full``;
+``--init NAME`` starts from shipped weights (lesson 04's ablation fine-tunes lesson 03's).
+
 A run folder holds ``checkpoint.pt`` (everything needed to continue), ``history.json`` (the
 loss curve) and ``samples/step_000500.png`` ... (input / composite / truth).
 """
@@ -319,6 +323,10 @@ HISTORY_FILE = "history.json"
 SAMPLES_DIR = "samples"
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
 DEFAULT_LR = 2e-4  # Adam, as in the partial-convolution paper
+# MAE's base learning rate per 256 images on the course's CPU budget: the paper's 1.5e-4 is
+# tuned for 800 epochs of ImageNet; a few thousand steps of 16 images learn little with it
+# (measured in lesson 06), while 1e-2 trains the small models quickly and stably.
+MAE_BASE_LR = 1e-2
 RESERVED_KEYS = ("step", "loss")  # history keys the loop writes itself
 
 
@@ -406,6 +414,8 @@ def _loss_identity(loss_fn: LossFunction) -> str:
         return name
     digest = hashlib.sha256(repr(loss_fn).encode())
     for key, tensor in loss_fn.state_dict().items():
+        if not isinstance(tensor, torch.Tensor):
+            continue  # extra state, e.g. an adversary's optimiser: not a setting
         digest.update(key.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return f"{name} {digest.hexdigest()[:16]}"
@@ -568,6 +578,8 @@ def train(
                     f"steps={steps}. Ask for steps >= {checkpoint['step']}, or resume=False."
                 )
             model.load_state_dict(checkpoint["model"])
+            if isinstance(loss_fn, nn.Module) and checkpoint.get("loss") is not None:
+                loss_fn.load_state_dict(checkpoint["loss"])  # e.g. an adversary's weights
             optimizer.load_state_dict(checkpoint["optimizer"])
             if scheduler is not None:
                 scheduler.load_state_dict(checkpoint["scheduler"])
@@ -584,6 +596,8 @@ def train(
             "step": completed,
             "config": run_config,
             "model": model.state_dict(),
+            # A loss can learn too (lesson 04's adversary): its state resumes with the run.
+            "loss": loss_fn.state_dict() if isinstance(loss_fn, nn.Module) else None,
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "scaler": scaler.state_dict(),
@@ -638,27 +652,79 @@ def train(
 # ---------------------------------------------------------------------------------------------
 
 
-def _small(module: str, class_name: str) -> Callable[[], nn.Module]:
-    """A constructor of ``module.class_name.from_config("small")``, imported only when called:
+def _named(module: str, class_name: str, name: str = "small") -> Callable[[], nn.Module]:
+    """A constructor of ``module.class_name.from_config(name)``, imported only when called:
     course_lib.train must not need every network to import."""
 
     def build() -> nn.Module:
         network = getattr(importlib.import_module(f"course_lib.{module}"), class_name)
-        return network.from_config("small")
+        return network.from_config(name)
 
     return build
 
 
 MODELS: dict[str, Callable[[], nn.Module]] = {
-    "pconv_unet_small": _small("unet", "PConvUNet"),
-    "conv_unet_small": _small("unet", "ConvUNet"),
-    "tiny_lama_small": _small("ffc", "TinyLaMa"),
-    "conv_lama_small": _small("ffc", "ConvLaMa"),
+    "pconv_unet_small": _named("unet", "PConvUNet"),
+    "conv_unet_small": _named("unet", "ConvUNet"),
+    "tiny_lama_small": _named("ffc", "TinyLaMa"),
+    "conv_lama_small": _named("ffc", "ConvLaMa"),
+    "mae_quick": _named("mae", "MaskedAutoencoder", "quick"),
+    "mae_full": _named("mae", "MaskedAutoencoder", "full"),
 }
 """Models the command line can train, by name; lessons add their own (name -> constructor)."""
 
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the command line optimises a family of models.
+
+    ``losses``: the ``--loss`` names it accepts, the first being the default. ``lr``: the
+    default ``--lr``. ``optimiser(model, steps, batch_size, lr)`` returns the optimiser and
+    its schedule (or ``None``).
+    """
+
+    losses: tuple[str, ...]
+    lr: float
+    optimiser: Callable[
+        [nn.Module, int, int, float],
+        tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None],
+    ]
+
+
+def _adam(
+    model: nn.Module, steps: int, batch_size: int, lr: float
+) -> tuple[torch.optim.Optimizer, None]:
+    """The inpainting networks' optimiser: Adam at a constant rate, as in the PConv paper."""
+    del steps, batch_size  # a constant rate, whatever the length of the run
+    return torch.optim.Adam(model.parameters(), lr=lr), None
+
+
+def _mae_adamw(
+    model: nn.Module, steps: int, batch_size: int, lr: float
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """MAE's recipe (lesson 06): AdamW with the linear scaling rule (``lr`` is the *base* rate
+    per 256 images), warm-up over the first 5% of the steps, then cosine decay to 0."""
+    from course_lib.mae import mae_optimizer, warmup_cosine
+
+    optimizer = mae_optimizer(model, batch_size, base_lr=lr)
+    return optimizer, warmup_cosine(optimizer, max(1, steps // 20), steps)
+
+
+INPAINTING = Recipe(losses=("l1", *sorted(LOSS_BUILDERS)), lr=DEFAULT_LR, optimiser=_adam)
+RECIPES: dict[str, Recipe] = {
+    "mae_quick": Recipe(losses=("mae",), lr=MAE_BASE_LR, optimiser=_mae_adamw),
+    "mae_full": Recipe(losses=("mae",), lr=MAE_BASE_LR, optimiser=_mae_adamw),
+}
+"""Models that are not trained like the inpainting networks (:data:`INPAINTING`)."""
+
 LOSSES: dict[str, LossFunction] = {"l1": hole_valid_l1}
 """Losses the command line offers (``--loss``); lesson 04 adds the full partial-conv loss."""
+
+LAZY_LOSSES: dict[str, Callable[[], LossFunction]] = {
+    **LOSS_BUILDERS,
+    "mae": lambda: importlib.import_module("course_lib.mae").mae_loss,
+}
+"""Losses built on demand: they load a feature network or a lesson's module."""
 
 COMMAND = "python -m course_lib.train"
 
@@ -683,12 +749,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--steps", type=_positive_int, help="total steps (default: the profile's)")
     parser.add_argument("--run-dir", required=True, help="folder for checkpoint, history, samples")
-    parser.add_argument("--lr", type=float, default=DEFAULT_LR, help="Adam learning rate")
+    parser.add_argument(
+        "--lr",
+        type=float,
+        help=f"learning rate (default {DEFAULT_LR} for Adam; for mae_* models the base rate per "
+        f"256 images, default {MAE_BASE_LR})",
+    )
     parser.add_argument(
         "--loss",
-        choices=sorted({*LOSSES, *LOSS_BUILDERS}),
-        default="l1",
-        help="training loss: l1 (L_valid + 6 L_hole) or the paper's full loss (lesson 04)",
+        choices=sorted({*LOSSES, *LAZY_LOSSES}),
+        help="training loss: l1 (L_valid + 6 L_hole, the default), the paper's full loss "
+        "(lesson 04) or mae (the only one, and the default, for mae_* models)",
+    )
+    parser.add_argument(
+        "--init",
+        metavar="WEIGHTS",
+        help="start from these shipped weights (e.g. pconv_unet_small) instead of random ones",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of weights and masks")
     parser.add_argument("--no-resume", action="store_true", help="start over in --run-dir")
@@ -711,6 +787,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         existing = [str(file) for file in weights_files(options.export) if file.exists()]
         if existing:  # refuse before training, not after an hour of it
             parser.error(f"{', '.join(existing)} exist(s); choose another name or add --overwrite.")
+    recipe = RECIPES.get(options.model, INPAINTING)
+    loss_name = recipe.losses[0] if options.loss is None else options.loss
+    if loss_name not in recipe.losses:
+        parser.error(
+            f"{options.model} trains with --loss {' or '.join(recipe.losses)}, not {loss_name}."
+        )
+    lr = recipe.lr if options.lr is None else options.lr
     chosen = config.profile(options.profile)
     steps = chosen.train_steps if options.steps is None else options.steps
 
@@ -722,17 +805,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{COMMAND}: cannot build {options.model!r}: {error}. The module that defines it is "
             "not importable in this version of course_lib."
         ) from error
+    if options.init:
+        load_weights(model, options.init)  # checked: same network, intact file
     data = InpaintingBatches(
         size=chosen.image_size, batch_size=chosen.batch_size, seed=options.seed
     )
     device = config.device()
-    loss_fn = LOSSES[options.loss] if options.loss in LOSSES else LOSS_BUILDERS[options.loss]()
+    loss_fn = LOSSES[loss_name] if loss_name in LOSSES else LAZY_LOSSES[loss_name]()
+    optimizer, scheduler = recipe.optimiser(model, steps, data.batch_size, lr)
     result = train(
         model,
         loss_fn,
         data,
         steps,
-        lr=options.lr,
+        optimizer=optimizer,
+        scheduler=scheduler,
         device=device,
         run_dir=options.run_dir,
         resume=not options.no_resume,
@@ -748,8 +835,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "command": f"{COMMAND} {shlex.join(arguments)}",
             "profile": chosen.name,
             "steps": steps,
-            "loss": options.loss,
-            "lr": options.lr,
+            "init": options.init,
+            "loss": loss_name,
+            "lr": lr,
+            "optimizer": type(optimizer).__name__,
+            "scheduler": type(scheduler).__name__ if scheduler is not None else None,
             "seed": options.seed,
             "data": data.config,
             "device": device.type,

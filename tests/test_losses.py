@@ -541,3 +541,100 @@ def test_losses_run_on_cuda_under_float16_autocast():
     assert all(math.isfinite(value) for value in parts.values())
     sum(values).backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Named training losses and the adversarial training loss
+# ---------------------------------------------------------------------------------------------
+
+
+def test_named_losses_use_the_course_weights(course):
+    assert dict(losses.COURSE_WEIGHTS) == {**losses.PAPER_WEIGHTS, "style": 6.0}
+    built = {
+        name: losses.LOSS_BUILDERS[name]() for name in losses.LOSS_BUILDERS if "vgg" not in name
+    }
+    assert built["pconv_course"].weights == dict(losses.COURSE_WEIGHTS)
+    assert built["perceptual_style_course"].weights == {**losses.COURSE_WEIGHTS, "tv": 0.0}
+    adversarial = built["pconv_course_adversarial"]
+    assert isinstance(adversarial, losses.AdversarialLoss)
+    assert adversarial.base.weights == dict(losses.COURSE_WEIGHTS)
+
+
+def adversarial_setup(seed: int = 0) -> losses.AdversarialLoss:
+    torch.manual_seed(seed)
+    discriminator = PatchDiscriminator(width=4, layers=2)
+    return losses.AdversarialLoss(losses.PConvLoss(TinyFeatures()), discriminator, weight=0.5)
+
+
+def adversarial_example() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """image, hole, prediction for the adversarial tests."""
+    return rand(2, 3, 16, 16, seed=3), random_hole(size=16), rand(2, 3, 16, 16, seed=2)
+
+
+def test_adversarial_loss_steps_the_discriminator_then_judges_the_composite():
+    image, hole, prediction = adversarial_example()
+    loss_fn = adversarial_setup()
+    before = [p.detach().clone() for p in loss_fn.discriminator.parameters()]
+    loss, parts = loss_fn(FixedPrediction(prediction), image, hole)
+    after = list(loss_fn.discriminator.parameters())
+    assert any(not torch.equal(old, new) for old, new in zip(before, after, strict=True))
+    assert set(parts) == {*losses.WEIGHT_OF, "adversarial", "d_loss", "r1"}
+    # The generator's term uses the updated discriminator, on the made-up patches only.
+    composite = hole * prediction + (1 - hole) * image
+    with torch.no_grad():
+        logits = loss_fn.discriminator(composite)
+        cost = F.softplus(-logits) * F.adaptive_avg_pool2d(hole, logits.shape[-2:])
+        base, _ = loss_fn.base(FixedPrediction(prediction), image, hole)
+    assert parts["adversarial"] == pytest.approx(cost.mean().item(), rel=1e-5)
+    assert loss.item() == pytest.approx(base.item() + 0.5 * cost.mean().item(), rel=1e-5)
+    # The discriminator's step started from the old weights: d_loss is theirs.
+    fresh = adversarial_setup()
+    with torch.no_grad():
+        real_logits = fresh.discriminator(image)
+        fake_logits = fresh.discriminator(composite)
+        expected = losses.nonsaturating_d_loss(
+            real_logits, fake_logits, losses.downsample_hole(hole, fake_logits.shape[-2:])
+        )
+    assert parts["d_loss"] == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_adversarial_loss_keeps_its_optimiser_in_its_state_dict():
+    image, hole, prediction = adversarial_example()
+    trained = adversarial_setup()
+    trained(FixedPrediction(prediction), image, hole)
+    state = trained.state_dict()
+    assert state["_extra_state"]["d_optimizer"]["state"], "Adam's moments must be saved"
+    copy = adversarial_setup(seed=5)
+    copy.load_state_dict(state)
+    _, next_parts = trained(FixedPrediction(prediction), image, hole)
+    _, copy_parts = copy(FixedPrediction(prediction), image, hole)
+    # Equal up to float rounding (the loaded Adam state may take another kernel path).
+    assert copy_parts == pytest.approx(next_parts, rel=1e-5)
+
+
+def test_an_adversarial_run_resumes_exactly(tmp_path):
+    from course_lib import train as training
+
+    data = InpaintingBatches(size=16, batch_size=4, seed=0)
+
+    def run(steps: int, folder, seed: int = 0):
+        # The adversary's initial weights are part of the run's identity: always seed 0.
+        loss_fn = adversarial_setup(0)
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1))
+        model.forward = lambda image, hole, conv=model[0]: conv(image)  # (B, 3, H, W)
+        training.train(
+            model, loss_fn, data, steps, lr=1e-2, device="cpu", run_dir=folder, progress=False
+        )
+        return model, loss_fn
+
+    whole, whole_loss = run(4, tmp_path / "whole")
+    run(2, tmp_path / "halves")
+    # Other initial weights; the model, the adversary and its Adam state come from the file
+    # (an adversary trained for the last 2 steps only would differ).
+    halves, halves_loss = run(4, tmp_path / "halves", seed=9)
+    assert torch.equal(whole[0].weight, halves[0].weight)
+    for one, two in zip(
+        whole_loss.discriminator.parameters(), halves_loss.discriminator.parameters(), strict=True
+    ):
+        assert torch.equal(one, two)

@@ -203,7 +203,7 @@ def test_run_dir_files_and_sample_pictures(data, tmp_path):
     assert checkpoint["step"] == 4 and checkpoint["config"]["model"] == "TinyInpainter"
     assert set(checkpoint) == {
         *("format", "step", "config", "history", "rng"),
-        *("model", "optimizer", "scheduler", "scaler"),
+        *("model", "loss", "optimizer", "scheduler", "scaler"),
     }
     # Starting over removes the earlier run's files before writing new ones.
     run(tiny(), data, 1, tmp_path, resume=False, sample_every=None)
@@ -375,3 +375,40 @@ def test_a_run_records_which_loss_module_it_used():
     first, second = training._loss_identity(Weighted(1.0)), training._loss_identity(Weighted(2.0))
     assert first.startswith("test_a_run_records_which_loss_module_it_used.<locals>.Weighted")
     assert first != second
+
+
+def test_command_line_trains_the_mae_with_its_own_recipe(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    export = tmp_path / "mae"
+    arguments = ["mae_quick", "--profile", "quick", "--steps", "2", "--quiet"]
+    arguments += ["--run-dir", str(tmp_path / "run"), "--export", str(export)]
+    assert training.main(arguments) == 0
+    record = json.loads(export.with_suffix(".json").read_text())
+    assert record["loss"] == "mae" and record["lr"] == training.MAE_BASE_LR
+    assert record["optimizer"] == "AdamW" and record["scheduler"] == "LambdaLR"
+    checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert checkpoint["config"]["loss"] == "mae_loss"
+    with pytest.raises(SystemExit):  # an MAE does not take an (image, hole) -> image loss
+        training.main(["mae_quick", "--loss", "l1", "--run-dir", str(tmp_path / "r")])
+    assert "trains with --loss mae, not l1" in capsys.readouterr().err
+
+
+def test_command_line_starts_from_shipped_weights(tmp_path, monkeypatch):
+    monkeypatch.setitem(training.MODELS, "tiny", lambda: TinyInpainter(width=4))
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    start = tmp_path / "start"
+    torch.manual_seed(3)
+    initial = TinyInpainter(width=4)
+    checkpoints.export_weights(initial, start, {"command": "made by a test"})
+    arguments = ["tiny", "--profile", "quick", "--steps", "1", "--lr", "0", "--quiet"]
+    arguments += ["--init", str(start), "--run-dir", str(tmp_path / "run")]
+    arguments += ["--export", str(tmp_path / "tuned")]
+    assert training.main(arguments) == 0
+    tuned = TinyInpainter(width=4)
+    record = training.load_weights(tuned, tmp_path / "tuned")
+    assert record["init"] == str(start)
+    # A learning rate of 0 changes nothing: the run's weights are the initial ones, except
+    # batch-norm statistics, which a training step updates without the optimiser.
+    trained = {k: v for k, v in tuned.state_dict().items() if "running" not in k and "num" not in k}
+    for name, value in trained.items():
+        assert torch.equal(value, initial.state_dict()[name]), name
