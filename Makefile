@@ -9,7 +9,7 @@ LAB_ARGS ?=
 # Jupyter refuses to run as root (containers, some CI machines) unless told it may.
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test unit nbval notebooks lint format constraints clean-venv
+.PHONY: lab test unit nbval notebooks student slides lint format constraints clean-venv
 
 # (Re)create the virtual environment whenever the package or its pinned versions change.
 $(STAMP): pyproject.toml constraints.txt
@@ -37,6 +37,14 @@ nbval: $(STAMP)
 # Execute every lesson in place, in order, from a fresh kernel, under the quick profile.
 notebooks: $(STAMP)
 	COURSE_PROFILE=quick $(BIN)/python tools/execute_notebooks.py notebooks/[0-9][0-9]_*.ipynb
+
+# Student copies of the lessons in student/: each solution block becomes a placeholder.
+student: $(STAMP)
+	$(BIN)/python tools/make_student.py notebooks/[0-9][0-9]_*.ipynb --out student
+
+# A reveal.js deck per lesson in slides/, from the notebooks' slideshow metadata.
+slides: $(STAMP)
+	$(BIN)/python tools/make_slides.py notebooks/[0-9][0-9]_*.ipynb --out slides
 
 lint: $(STAMP)
 	$(BIN)/ruff check course_lib tests tools notebooks datasets

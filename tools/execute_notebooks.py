@@ -4,7 +4,8 @@ Usage: ``COURSE_PROFILE=quick python tools/execute_notebooks.py notebooks/00_wel
 (``make notebooks`` runs it on every lesson). A notebook is written back only when every cell
 ran without error, atomically, so a failed run never leaves a half-executed file behind.
 Cleaning keeps outputs and execution counts but drops run-specific metadata: only cell tags,
-slideshow settings and the kernel name survive.
+slideshow settings and the kernel name survive; cells without slideshow settings get the
+defaults of ``tools/make_slides.py``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import nbformat
+from make_slides import tag_slides
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -38,7 +40,7 @@ def clean(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
             for output in cell.outputs:
                 output.get("metadata", {}).pop("execution", None)
     notebook.nbformat_minor = 4  # without cell ids, so diffs stay small
-    return notebook
+    return tag_slides(notebook)  # default slide types where the cells name none
 
 
 def execute(path: Path, timeout: int) -> float:
