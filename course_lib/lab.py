@@ -43,6 +43,7 @@ LEARNED: dict[str, tuple[str, str, str, str]] = {
 METHODS: tuple[str, ...] = (*CLASSICAL, *LEARNED)
 LAB_SOURCES = ("photos", "scenes")
 MAX_INDEX = 63  # held-out images the lab offers per source
+CURVE_COVERAGES = (0.05, 0.15, 0.25, 0.35, 0.45, 0.55)  # the points of a quality curve
 
 Fill = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -193,12 +194,13 @@ def run_lab(image: torch.Tensor, hole: torch.Tensor, methods: Sequence[str] = ME
 def quality_curve(
     image: torch.Tensor,
     kind: str,
-    coverages: Sequence[float] = (0.05, 0.15, 0.25, 0.35, 0.45, 0.55),
-    methods: Sequence[str] = METHODS,
+    coverages: Sequence[float] = CURVE_COVERAGES,
+    methods: Sequence[str] | None = None,
     seed: int = 0,
 ) -> dict[str, list[float]]:
-    """PSNR of each method on ``image`` as the hole of ``kind`` grows: ``{method: [psnr per
-    coverage]}``. One mask per coverage, all drawn with ``seed``."""
+    """PSNR of each method (default: all) on ``image`` as the hole of ``kind`` grows:
+    ``{method: [psnr per coverage]}``. One mask per coverage, all drawn with ``seed``."""
+    methods = METHODS if methods is None else methods
     curves: dict[str, list[float]] = {name: [] for name in methods}
     for coverage in coverages:
         result = run_lab(image, lab_mask(kind, coverage, seed), methods)
@@ -210,13 +212,14 @@ def quality_curve(
 def lab_tables(
     source: str,
     kinds: Sequence[str] = ("box", "irregular"),
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] | None = None,
     per_band: int | None = None,
 ) -> list[evaluate.EvaluationTable]:
     """The final table: every method on the fixed evaluation sets of ``kinds``, scored on
     held-out ``source`` images by coverage band (lesson 02's harness, cached on disk)."""
     from course_lib.config import profile
 
+    methods = METHODS if methods is None else methods
     count = profile().eval_images if per_band is None else per_band
     images = evaluate.held_out_images(source, SIZE, count)
     return [

@@ -268,7 +268,7 @@ def inpainting_lab(methods: tuple[str, ...] | None = None):
         except ValueError as error:
             scores.value = f"<b>cannot draw the curve:</b> {error}"
             return
-        coverages = (0.05, 0.15, 0.25, 0.35, 0.45, 0.55)
+        coverages = lab.CURVE_COVERAGES
         with curve_output:
             curve_output.clear_output(wait=True)
             figure, axis = plt.subplots(figsize=(6.4, 3.4))
