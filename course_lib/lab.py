@@ -177,9 +177,13 @@ def _checked_pair(image: torch.Tensor, hole: torch.Tensor) -> None:
         )
 
 
-def run_lab(image: torch.Tensor, hole: torch.Tensor, methods: Sequence[str] = METHODS) -> LabResult:
-    """Inpaint ``image`` ``(1, 3, 64, 64)`` with ``hole`` by every method in ``methods``."""
+def run_lab(
+    image: torch.Tensor, hole: torch.Tensor, methods: Sequence[str] | None = None
+) -> LabResult:
+    """Inpaint ``image`` ``(1, 3, 64, 64)`` with ``hole`` by every method in ``methods``
+    (default: all of :data:`METHODS`)."""
     _checked_pair(image, hole)
+    methods = METHODS if methods is None else methods
     composites, psnr, ssim = {}, {}, {}
     with torch.no_grad():
         for name in methods:
