@@ -18,7 +18,6 @@ at :data:`SIZE`.
 from __future__ import annotations
 
 import functools
-import importlib
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -32,13 +31,13 @@ from course_lib.validate import check_image, check_mask
 
 SIZE = 64  # the shipped networks were trained on 64x64 images
 CLASSICAL: tuple[str, ...] = ("telea", "navier_stokes", "biharmonic", "patchmatch")
-# Label -> (module, class, configuration, shipped weights) of each learned method.
-LEARNED: dict[str, tuple[str, str, str, str]] = {
-    "PConvUNet": ("unet", "PConvUNet", "small", "pconv_unet_small"),
-    "ConvUNet": ("unet", "ConvUNet", "small", "conv_unet_small"),
-    "TinyLaMa": ("ffc", "TinyLaMa", "small", "tiny_lama_small"),
-    "ConvLaMa": ("ffc", "ConvLaMa", "small", "conv_lama_small"),
-    "MAE": ("mae", "MaskedAutoencoder", "quick", "mae_quick"),
+# Label -> the shipped weights of each learned method (also its name in course_lib.train.MODELS).
+LEARNED: dict[str, str] = {
+    "PConvUNet": "pconv_unet_small",
+    "ConvUNet": "conv_unet_small",
+    "TinyLaMa": "tiny_lama_small",
+    "ConvLaMa": "conv_lama_small",
+    "MAE": "mae_quick",
 }
 METHODS: tuple[str, ...] = (*CLASSICAL, *LEARNED)
 LAB_SOURCES = ("photos", "scenes")
@@ -52,13 +51,12 @@ Fill = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def learned_model(name: str) -> torch.nn.Module:
     """The shipped network ``name`` (a key of :data:`LEARNED`), loaded once, in eval mode."""
     from course_lib.checkpoints import load_weights
+    from course_lib.train import MODELS
 
     if name not in LEARNED:
         raise ValueError(f"unknown learned method {name!r}; choose one of {sorted(LEARNED)}.")
-    module, class_name, configuration, weights = LEARNED[name]
-    network = getattr(importlib.import_module(f"course_lib.{module}"), class_name)
-    model = network.from_config(configuration)
-    load_weights(model, weights)
+    model = MODELS[LEARNED[name]]()  # the network the weights were trained as
+    load_weights(model, LEARNED[name])
     return model.eval()
 
 
