@@ -6,109 +6,201 @@ Every method in the course, classical or learned, is scored here on the same foo
 * the same masks: the fixed evaluation sets of lesson 01 (``datasets/masks``), one set per
   mask kind, with the same number of masks in each of the partial-convolution paper's six
   coverage bands,
-* the same metrics (L1, PSNR, SSIM from :mod:`course_lib.metrics`) computed on the
-  **composite** ``hole * prediction + (1 - hole) * image``, whatever the method returns,
+* the same metrics computed on the **composite** ``hole * prediction + (1 - hole) * image``,
+  whatever the method returns: L1, PSNR and SSIM of the whole image, and L1 and PSNR of the
+  hole alone (whole-image scores are diluted by the coverage: MSE_whole = coverage x MSE_hole),
 * the same rules: the method is given the image with its holes set to 0, never the pixels
-  it has to guess.
+  it has to guess; networks are scored in eval mode.
 
-Results come back as an :class:`EvaluationTable`: one row per (mask kind, band, border or not)
-with the mean of each metric. Results are cached on disk under a key made from the method's
-name and code, the images and the masks, so re-running a notebook is fast; change any of them
-and the key changes.
+**The averaging rule.** A cell's score is the mean over its image/mask pairs of the per-pair
+score, with PSNR capped at :data:`PSNR_CEILING` (60 dB) first. An exact fill has PSNR +inf and a
+near-exact one 70-190 dB; uncapped, one such pair would carry a whole cell (and its value would
+depend on the CPU's rounding), dropped it would hide the method's best answers. 60 dB is an RMS
+error of a quarter of an 8-bit grey level: indistinguishable from exact. Each cell says how
+many pairs reached the ceiling (``perfect``).
+
+Results come back as an :class:`EvaluationTable` holding every pair's scores, and one row per
+(mask kind, band, border or not) with the pair count, the means and a seeded 95% bootstrap
+interval of each mean. :func:`paired` compares two methods on the same pairs. Results are
+cached on disk under a key made from everything the result depends on
+(:mod:`course_lib.fingerprint`); a method that cannot be fingerprinted is scored afresh.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
-from course_lib import masks, metrics
+from course_lib import fingerprint, masks, metrics
+from course_lib.statistics import PairedDifference, bootstrap_interval, paired_difference
 from course_lib.validate import check_image
 
 FillFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-METRICS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "l1": metrics.l1,
-    "psnr": metrics.psnr,
-    "ssim": metrics.ssim,
-}
-HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True}
+PSNR_CEILING = 60.0  # dB; per-pair PSNR is capped here before averaging (see the module text)
+MIN_PAIRS = 8  # cells resting on fewer pairs are marked in printed tables
+METRICS = ("l1", "psnr", "ssim", "hole_l1", "hole_psnr")
+HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, "hole_l1": False, "hole_psnr": True}
 BORDERS = ("all", "border", "no border")
 CACHE_VARIABLE = "COURSE_CACHE_DIR"
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "evaluate"
-CACHE_VERSION = 1  # bump when the way results are computed changes
+CACHE_VERSION = 2  # bump when the way results are computed changes
+
+
+def pair_scores(composite: torch.Tensor, image: torch.Tensor, hole: torch.Tensor) -> dict:
+    """Every metric of each pair ``{name: (B,) float64}``, PSNRs capped at the ceiling."""
+    scores = {
+        "l1": metrics.l1(composite, image),
+        "psnr": metrics.psnr(composite, image),
+        "ssim": metrics.ssim(composite, image),
+        "hole_l1": metrics.l1(composite, image, hole=hole, region="hole"),
+        "hole_psnr": metrics.psnr(composite, image, hole=hole, region="hole"),
+    }
+    for name in ("psnr", "hole_psnr"):
+        scores[name] = scores[name].clamp(max=PSNR_CEILING)
+    return {name: values.double().cpu() for name, values in scores.items()}
 
 
 @dataclass
 class EvaluationTable:
-    """Mean metrics per (kind, band, border) cell, plus what could not be scored.
+    """Every pair's scores, and per (kind, band, border) cell their count, means and intervals.
 
-    ``rows`` holds one dict per cell: ``kind``, ``band`` (index into
-    ``masks.COVERAGE_BANDS``), ``border`` (``"all"``, ``"border"`` or ``"no border"``),
-    ``count`` (number of image/mask pairs) and one mean per metric. A cell without pairs
-    (e.g. boxes never touch the border) has ``count == 0`` and ``None`` metrics.
+    ``pairs`` holds one dict per scored image/mask pair: ``kind``, ``band`` (index into
+    ``masks.COVERAGE_BANDS``), ``mask`` (index in its set), ``image``, ``border`` (whether the
+    hole touches the image border) and one score per metric of :data:`METRICS`.
+    ``rows`` holds one dict per cell: ``kind``, ``band``, ``border`` (``"all"``, ``"border"``
+    or ``"no border"``), ``count``, ``perfect`` (pairs at the PSNR ceiling), and per metric its
+    mean and ``{metric}_ci``, the 95% bootstrap interval ``[low, high]`` of that mean. A cell
+    without pairs (boxes never touch the border) has ``count == 0`` and ``None`` scores.
     ``skipped`` lists the pairs that were left out and why (e.g. an all-hole mask).
     """
 
     method: str
     rows: list[dict] = field(default_factory=list)
+    pairs: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
     @property
     def kinds(self) -> list[str]:
         return list(dict.fromkeys(row["kind"] for row in self.rows))
 
-    def value(self, kind: str, band: int, metric: str, border: str = "all") -> float | None:
-        """The mean ``metric`` of one cell (``None`` when the cell has no pairs)."""
+    def row(self, kind: str, band: int, border: str = "all") -> dict:
+        """The row of one cell."""
         for row in self.rows:
             if row["kind"] == kind and row["band"] == band and row["border"] == border:
-                return row[metric]
+                return row
         raise KeyError(f"no cell for kind {kind!r}, band {band}, border {border!r}")
 
-    def format(self, metric: str = "psnr", border: str = "all", digits: int = 2) -> str:
-        """A text table: one row per band, one column per mask kind."""
-        return format_grid(
-            {
-                kind: [self.value(kind, b, metric, border) for b in band_indices()]
-                for kind in self.kinds
-            },
-            title=f"{self.method}: mean {metric.upper()} ({border})",
-            digits=digits,
+    def value(self, kind: str, band: int, metric: str, border: str = "all") -> float | None:
+        """The mean ``metric`` of one cell (``None`` when the cell has no pairs)."""
+        return self.row(kind, band, border)[_checked_metric(metric)]
+
+    def interval(
+        self, kind: str, band: int, metric: str, border: str = "all"
+    ) -> tuple[float, float] | None:
+        """The 95% bootstrap interval of one cell's mean (``None`` without pairs)."""
+        interval = self.row(kind, band, border)[f"{_checked_metric(metric)}_ci"]
+        return None if interval is None else tuple(interval)
+
+    def scores(self, kind: str, band: int, metric: str, border: str = "all") -> dict:
+        """``{(mask, image): score}`` of one cell's pairs (for paired comparisons)."""
+        metric = _checked_metric(metric)
+        return {
+            (pair["mask"], pair["image"]): pair[metric]
+            for pair in self.pairs
+            if pair["kind"] == kind and pair["band"] == band and _in_border(pair, border)
+        }
+
+    def format(
+        self, metric: str = "psnr", border: str = "all", digits: int = 2, intervals: bool = True
+    ) -> str:
+        """A text table: one row per band, one column per mask kind (mean [95% interval])."""
+        columns = {}
+        for kind in self.kinds:
+            cells = []
+            for band in band_indices():
+                row = self.row(kind, band, border)
+                cells.append(_cell_text(row, metric, digits, intervals))
+            columns[kind] = cells
+        return _grid(
+            columns,
+            f"{self.method}: mean {metric.upper()} ({border}; 95% interval)"
+            if intervals
+            else f"{self.method}: mean {metric.upper()} ({border})",
+            footnote=_few_pairs_note(self.rows, border),
         )
 
     def to_json(self) -> str:
-        return json.dumps({"method": self.method, "rows": self.rows, "skipped": self.skipped})
+        return json.dumps(
+            {"method": self.method, "rows": self.rows, "pairs": self.pairs, "skipped": self.skipped}
+        )
 
     @classmethod
     def from_json(cls, text: str) -> EvaluationTable:
         data = json.loads(text)
-        return cls(method=data["method"], rows=data["rows"], skipped=data["skipped"])
+        return cls(data["method"], data["rows"], data["pairs"], data["skipped"])
+
+
+def _checked_metric(metric: str) -> str:
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {list(METRICS)}.")
+    return metric
+
+
+def _in_border(pair: dict, border: str) -> bool:
+    if border not in BORDERS:
+        raise ValueError(f"border must be one of {list(BORDERS)}, got {border!r}.")
+    return border == "all" or pair["border"] == (border == "border")
 
 
 def band_indices() -> range:
     return range(len(masks.COVERAGE_BANDS))
 
 
-def format_grid(columns: dict[str, Sequence[float | None]], title: str, digits: int = 2) -> str:
-    """Rows = coverage bands, one column per key of ``columns``; empty cells print as ``-``."""
+def _cell_text(row: dict, metric: str, digits: int, intervals: bool) -> str:
+    """``24.31 [23.80, 24.77]`` for a cell; ``-`` without pairs; ``*`` below MIN_PAIRS."""
+    value = row[_checked_metric(metric)]
+    if value is None:
+        return "-"
+    text = f"{value:.{digits}f}"
+    if intervals:
+        low, high = row[f"{metric}_ci"]
+        text += f" [{low:.{digits}f}, {high:.{digits}f}]"
+    return text + ("*" if row["count"] < MIN_PAIRS else "")
+
+
+def _few_pairs_note(rows: Iterable[dict], border: str) -> str:
+    few = [row for row in rows if row["border"] == border and 0 < row["count"] < MIN_PAIRS]
+    return f"* fewer than {MIN_PAIRS} pairs: too few to rely on" if few else ""
+
+
+def _grid(columns: dict[str, Sequence[str]], title: str, footnote: str = "") -> str:
+    """Rows = coverage bands, one column of ready-made cell texts per key of ``columns``."""
     names = list(columns)
-    width = max(8, *(len(name) for name in names))
+    width = max(8, *(len(name) for name in names), *(len(c) for v in columns.values() for c in v))
     lines = [title, f"{'band':8}" + "".join(f" {name:>{width}}" for name in names)]
     for band in band_indices():
-        cells = []
-        for name in names:
-            value = columns[name][band]
-            cells.append(f" {'-':>{width}}" if value is None else f" {value:>{width}.{digits}f}")
-        lines.append(f"{masks.band_label(band):8}" + "".join(cells))
-    return "\n".join(lines)
+        cells = "".join(f" {columns[name][band]:>{width}}" for name in names)
+        lines.append(f"{masks.band_label(band):8}" + cells)
+    return "\n".join(lines + ([footnote] if footnote else []))
+
+
+def format_grid(columns: dict[str, Sequence[float | None]], title: str, digits: int = 2) -> str:
+    """Rows = coverage bands, one column of numbers per key of ``columns``; empty is ``-``."""
+    texts = {
+        name: ["-" if value is None else f"{value:.{digits}f}" for value in values]
+        for name, values in columns.items()
+    }
+    return _grid(texts, title)
 
 
 def compare(
@@ -118,22 +210,102 @@ def compare(
     border: str = "all",
     digits: int = 2,
 ) -> str:
-    """A text table comparing methods: one row per band, one column per method.
+    """A text table of means: one row per band, one column per method.
 
-    ``kind=None`` averages the kinds (each kind weighs the same).
+    ``kind=None`` averages the kinds (each kind weighs the same). Means alone do not say
+    whether two methods differ: use :func:`compare_paired` for that.
     """
     tables = list(tables)
     columns = {}
+    few = []
     for table in tables:
         kinds = table.kinds if kind is None else [kind]
-        column = []
+        cells = []
         for band in band_indices():
-            values = [table.value(k, band, metric, border) for k in kinds]
-            values = [v for v in values if v is not None]
-            column.append(sum(values) / len(values) if values else None)
-        columns[table.method] = column
+            rows = [table.row(k, band, border) for k in kinds]
+            rows = [row for row in rows if row["count"]]
+            if not rows:
+                cells.append("-")
+                continue
+            value = sum(row[_checked_metric(metric)] for row in rows) / len(rows)
+            marked = any(row["count"] < MIN_PAIRS for row in rows)
+            few += [True] if marked else []
+            cells.append(f"{value:.{digits}f}" + ("*" if marked else ""))
+        columns[table.method] = cells
     label = "all kinds" if kind is None else kind
-    return format_grid(columns, f"mean {metric.upper()} on {label} masks ({border})", digits)
+    footnote = f"* fewer than {MIN_PAIRS} pairs: too few to rely on" if few else ""
+    return _grid(columns, f"mean {metric.upper()} on {label} masks ({border})", footnote)
+
+
+def paired(
+    a: EvaluationTable,
+    b: EvaluationTable,
+    metric: str,
+    kind: str,
+    band: int,
+    border: str = "all",
+) -> PairedDifference:
+    """``a - b`` on the pairs of one cell that both methods scored, with its 95% interval."""
+    first, second = a.scores(kind, band, metric, border), b.scores(kind, band, metric, border)
+    shared = sorted(set(first) & set(second))
+    return paired_difference(
+        [first[key] for key in shared], [second[key] for key in shared], HIGHER_IS_BETTER[metric]
+    )
+
+
+def compare_paired(
+    tables: Iterable[EvaluationTable],
+    reference: EvaluationTable,
+    metric: str = "psnr",
+    kind: str = "box",
+    border: str = "all",
+    digits: int = 2,
+) -> str:
+    """Each method minus ``reference``, per band: mean difference [95% interval] and verdict.
+
+    ``>`` : the method beats the reference (the interval excludes 0 on the better side),
+    ``<`` : it loses, ``=`` : the data cannot tell them apart.
+    """
+    marks = {"better": ">", "worse": "<", "tie": "=", "none": ""}
+    columns = {}
+    for table in tables:
+        cells = []
+        for band in band_indices():
+            difference = paired(table, reference, metric, kind, band, border)
+            if difference.count == 0:
+                cells.append("-")
+                continue
+            cells.append(
+                f"{difference.mean:+.{digits}f} [{difference.low:+.{digits}f}, "
+                f"{difference.high:+.{digits}f}] {marks[difference.verdict]}"
+            )
+        columns[table.method] = cells
+    title = (
+        f"{metric.upper()} minus {reference.method} on {kind} masks ({border}), paired, "
+        "95% interval; > better, < worse, = cannot tell"
+    )
+    return _grid(columns, title)
+
+
+def verdicts(
+    tables: Iterable[EvaluationTable],
+    reference: EvaluationTable,
+    metric: str = "psnr",
+    kind: str = "box",
+    border: str = "all",
+) -> str:
+    """One line per method: its paired verdict against ``reference`` in each band.
+
+    The words do not move with the last digit of a score, which is why lessons check these
+    lines rather than the printed means.
+    """
+    lines = [f"{metric.upper()} against {reference.method} on {kind} masks ({border}), by band:"]
+    for table in tables:
+        words = [
+            paired(table, reference, metric, kind, band, border).verdict for band in band_indices()
+        ]
+        lines.append(f"{table.method:>14}: " + " ".join(f"{word:>6}" for word in words))
+    return "\n".join(lines)
 
 
 # Held-out images every lesson is scored on. Training uses PhotoPatches(split="train") and
@@ -165,12 +337,19 @@ def images_from(dataset: torch.Tensor | Sequence, count: int | None = None) -> t
     if isinstance(dataset, torch.Tensor):
         images = dataset if count is None else dataset[:count]
     else:
+        if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+            raise ValueError(
+                f"dataset must be an image tensor (N, 3, H, W) or a dataset with len() and "
+                f"indexing, got {type(dataset).__name__}."
+            )
         total = len(dataset) if count is None else min(count, len(dataset))
+        if total == 0:
+            raise ValueError("dataset is empty: pass at least one evaluation image.")
         items = [dataset[index] for index in range(total)]
         images = torch.stack([item[0] if isinstance(item, tuple) else item for item in items])
     check_image(images, name="evaluation images")
     if len(images) == 0:
-        raise ValueError("no evaluation images: the dataset is empty.")
+        raise ValueError("dataset is empty: pass at least one evaluation image.")
     return images.float()  # (N, 3, H, W)
 
 
@@ -183,6 +362,8 @@ def mask_sets_for(
     tensors is used as given (your own masks).
     """
     if isinstance(mask_set, dict):
+        if not mask_set:
+            raise ValueError("mask_set is an empty dict: give at least one {name: masks} entry.")
         for name, given in mask_set.items():
             masks.coverage(given)  # validates shape, dtype and binariness
             if given.shape[-2:] != (size, size):
@@ -192,37 +373,33 @@ def mask_sets_for(
                 )
         return dict(mask_set)
     kinds = [mask_set] if isinstance(mask_set, str) else list(mask_set)
-    unknown = [kind for kind in kinds if kind not in masks.EVAL_KINDS]
-    if unknown:
+    unknown = [kind for kind in kinds if not isinstance(kind, str) or kind not in masks.EVAL_KINDS]
+    if unknown or not kinds:
         raise ValueError(
-            f"no fixed evaluation set for {unknown}; available kinds: {list(masks.EVAL_KINDS)}. "
-            "Pass a dict {name: masks} to evaluate on your own masks."
+            f"mask_set: no fixed evaluation set for {unknown or 'an empty list'}; available "
+            f"kinds: {list(masks.EVAL_KINDS)}. Pass a dict {{name: masks}} for your own masks."
         )
     return {kind: masks.load_eval_set(kind, size) for kind in kinds}
 
 
-def method_fingerprint(fill: FillFunction) -> str:
-    """What identifies a method's behaviour: its code, and its weights for an ``nn.Module``."""
-    digest = hashlib.sha256()
-    target = getattr(fill, "__self__", fill)  # bound methods: the object holds the state
+def method_fingerprint(fill: FillFunction) -> str | None:
+    """What the method's result depends on, hashed; ``None`` if that cannot be read."""
     try:
-        digest.update(inspect.getsource(fill if inspect.isroutine(fill) else type(fill)).encode())
-    except (OSError, TypeError):  # built in or defined in a way inspect cannot read
-        digest.update(getattr(fill, "__qualname__", repr(type(fill))).encode())
-    state = getattr(target, "state_dict", None)
-    if callable(state):
-        for name, tensor in state().items():
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+        return fingerprint.fingerprint(fill)[0]
+    except fingerprint.NotFingerprintable:
+        return None
 
 
 def cache_key(
     method: str, fill: FillFunction, images: torch.Tensor, sets: dict, per_band: int
-) -> str:
-    """A key that changes whenever the method, its code or weights, the images or masks change."""
-    digest = hashlib.sha256(f"v{CACHE_VERSION}|{method}|{per_band}|".encode())
-    digest.update(method_fingerprint(fill).encode())
+) -> str | None:
+    """A key that changes with the method (code, arguments, globals, weights), the images,
+    the masks and the library; ``None`` when the method cannot be fingerprinted."""
+    identity = method_fingerprint(fill)
+    if identity is None:
+        return None
+    digest = hashlib.sha256(f"v{CACHE_VERSION}|{method}|{per_band}|{identity}|".encode())
+    digest.update(fingerprint.library_hash().encode())
     digest.update(images.detach().cpu().contiguous().numpy().tobytes())
     for kind, given in sets.items():
         digest.update(kind.encode())
@@ -234,6 +411,26 @@ def cache_directory(cache_dir: str | os.PathLike | None) -> Path:
     if cache_dir is not None:
         return Path(cache_dir)
     return Path(os.environ.get(CACHE_VARIABLE, DEFAULT_CACHE))
+
+
+class eval_mode:  # noqa: N801 (used like a function: ``with eval_mode(modules):``)
+    """Put networks in eval mode for scoring and give every submodule its old mode back.
+
+    In training mode batch norm would normalise with the statistics of the evaluation batch
+    (scores that depend on the batch) and update its running statistics (a changed network).
+    """
+
+    def __init__(self, modules: Iterable[nn.Module]) -> None:
+        self.modules = list(modules)
+
+    def __enter__(self) -> None:
+        self.modes = [(part, part.training) for m in self.modules for part in m.modules()]
+        for module in self.modules:
+            module.eval()
+
+    def __exit__(self, *error: object) -> None:
+        for part, training in self.modes:
+            part.training = training
 
 
 def _fill_checked(
@@ -262,12 +459,27 @@ def _composite(fill: FillFunction, images: torch.Tensor, holes: torch.Tensor) ->
     with torch.no_grad():
         # The method never sees the true pixels under the hole, so it cannot copy them.
         prediction = fill(images * (1 - holes), holes)
-    if prediction.shape != images.shape:
+    if not isinstance(prediction, torch.Tensor) or prediction.shape != images.shape:
+        got = tuple(prediction.shape) if isinstance(prediction, torch.Tensor) else prediction
         raise RuntimeError(
-            f"the fill function returned shape {tuple(prediction.shape)} for images of shape "
-            f"{tuple(images.shape)}; it must return one (B, 3, H, W) image per input."
+            f"the fill function returned {got!r} for images of shape {tuple(images.shape)}; "
+            "it must return one (B, 3, H, W) image per input."
         )
     return masks.composite(images, holes, prediction.float().clamp(0, 1))
+
+
+def _check_fill(fill: object) -> None:
+    if not callable(fill):
+        raise ValueError(
+            f"fill must be a function fill(image, hole) -> image, got {fill!r}; for a "
+            "classical method by name use course_lib.baselines.METHODS[name]."
+        )
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    return value
 
 
 def evaluate(
@@ -291,23 +503,33 @@ def evaluate(
       mask ``j`` of a band is paired with image ``j mod N``.
     * ``method``: the name shown in tables (default: the function's name).
 
-    Pairs the method refuses (e.g. an all-hole mask) are reported in ``table.skipped``
-    instead of stopping the evaluation.
+    Networks the method reaches (itself, the object of a bound method, a model in a closure,
+    a partial's arguments or a global it reads) are scored in eval mode and put back in
+    their own mode afterwards. Pairs the method refuses (e.g. an all-hole mask) are reported
+    in ``table.skipped`` instead of stopping the evaluation.
     """
     from course_lib.config import profile
 
+    _check_fill(fill)
     method = method or getattr(fill, "__name__", type(fill).__name__)
-    per_band = profile().eval_images if per_band is None else per_band
-    if not isinstance(per_band, int) or per_band < 1:
-        raise ValueError(f"per_band must be a positive int, got {per_band!r}.")
+    per_band = _check_positive_int(
+        "per_band", profile().eval_images if per_band is None else per_band
+    )
+    batch_size = _check_positive_int("batch_size", batch_size)
     images = images_from(dataset)
     height, width = images.shape[-2:]
     if height != width:
         raise ValueError(f"evaluation images must be square, got {height}x{width}.")
     sets = mask_sets_for(mask_set, height)
-    key = cache_key(method, fill, images, sets, per_band)
+    key = cache_key(method, fill, images, sets, per_band) if cache else None
+    if cache and key is None:
+        warnings.warn(
+            f"{method}: not cached, because what its result depends on cannot be hashed "
+            f"({_why_not_fingerprintable(fill)}); it is scored afresh every time.",
+            stacklevel=2,
+        )
     cache_file = cache_directory(cache_dir) / f"{key}.json"
-    if cache and cache_file.is_file():
+    if key is not None and cache_file.is_file():
         return EvaluationTable.from_json(cache_file.read_text())
 
     table = EvaluationTable(method=method)
@@ -315,30 +537,46 @@ def evaluate(
         table.skipped += _outside_bands(kind, given)
     target_device = torch.device(device) if device is not None else images.device
     cells = [(kind, band) for kind in sets for band in band_indices()]
-    for kind, band in tqdm(cells, desc=f"evaluating {method}", leave=False):
-        chosen = [i for i, b in enumerate(masks.band_of(sets[kind])) if b == band][:per_band]
-        scores = {name: [] for name in METRICS}
-        borders = []
-        for start in range(0, len(chosen), batch_size):
-            indices = chosen[start : start + batch_size]
-            holes = sets[kind][indices].to(target_device)  # (b, 1, H, W)
-            batch = images[[i % len(images) for i in range(start, start + len(indices))]]
-            batch = batch.to(target_device)  # (b, 3, H, W)
-            where = f"{kind} {masks.band_label(band)}"
-            composites, keep = _fill_checked(fill, batch, holes, table.skipped, where)
-            keep = keep.to(target_device)
-            if not keep.any():
-                continue
-            for name, function in METRICS.items():
-                scores[name].append(function(composites[keep], batch[keep]).cpu())
-            borders.append(masks.touches_border(holes[keep]).cpu())
-        table.rows += _band_rows(kind, band, scores, borders)
-    if cache:
+    with eval_mode(fingerprint.modules_of(fill)):
+        for kind, band in tqdm(cells, desc=f"evaluating {method}", leave=False):
+            chosen = [i for i, b in enumerate(masks.band_of(sets[kind])) if b == band][:per_band]
+            cell_pairs = []
+            for start in range(0, len(chosen), batch_size):
+                indices = chosen[start : start + batch_size]
+                image_indices = [i % len(images) for i in range(start, start + len(indices))]
+                holes = sets[kind][indices].to(target_device)  # (b, 1, H, W)
+                batch = images[image_indices].to(target_device)  # (b, 3, H, W)
+                where = f"{kind} {masks.band_label(band)}"
+                composites, keep = _fill_checked(fill, batch, holes, table.skipped, where)
+                keep = keep.to(target_device)
+                if not keep.any():
+                    continue
+                scores = pair_scores(composites[keep], batch[keep], holes[keep])
+                touches = masks.touches_border(holes[keep]).cpu().tolist()
+                kept = [i for i, k in enumerate(keep.cpu().tolist()) if k]
+                for column, index in enumerate(kept):
+                    pair = {"kind": kind, "band": band, "mask": indices[index]}
+                    pair |= {"image": image_indices[index], "border": bool(touches[column])}
+                    pair |= {
+                        name: round(values[column].item(), 9) for name, values in scores.items()
+                    }
+                    cell_pairs.append(pair)
+            table.pairs += cell_pairs
+            table.rows += _band_rows(kind, band, cell_pairs)
+    if key is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         temporary = cache_file.with_suffix(".tmp")
         temporary.write_text(table.to_json())
         os.replace(temporary, cache_file)  # atomic: a crash never leaves half a file
     return table
+
+
+def _why_not_fingerprintable(fill: FillFunction) -> str:
+    try:
+        fingerprint.fingerprint(fill)
+    except fingerprint.NotFingerprintable as error:
+        return str(error)
+    return "unknown"
 
 
 def _outside_bands(kind: str, given: torch.Tensor) -> list[str]:
@@ -356,30 +594,19 @@ def _outside_bands(kind: str, given: torch.Tensor) -> list[str]:
     return notes
 
 
-def _band_rows(kind: str, band: int, scores: dict, borders: list) -> list[dict]:
-    """Mean metrics of one (kind, band) for all pairs, border pairs and no-border pairs."""
-    touches = torch.cat(borders) if borders else torch.zeros(0, dtype=torch.bool)
-    values = {name: torch.cat(parts) if parts else torch.zeros(0) for name, parts in scores.items()}
+def _band_rows(kind: str, band: int, pairs: list[dict]) -> list[dict]:
+    """Count, perfect fills, means and intervals of one (kind, band): all, border, no border."""
     rows = []
-    for border, selected in (
-        ("all", torch.ones_like(touches)),
-        ("border", touches),
-        ("no border", ~touches),
-    ):
-        count = int(selected.sum())
-        row = {"kind": kind, "band": band, "border": border, "count": count}
-        for name, column in values.items():
-            row[name] = _mean(column[selected]) if count else None
+    for border in BORDERS:
+        chosen = [pair for pair in pairs if _in_border(pair, border)]
+        row = {"kind": kind, "band": band, "border": border, "count": len(chosen)}
+        row["perfect"] = sum(pair["psnr"] >= PSNR_CEILING for pair in chosen)
+        for name in METRICS:
+            values = [pair[name] for pair in chosen]
+            row[name] = round(sum(values) / len(values), 9) if values else None
+            row[f"{name}_ci"] = list(bootstrap_interval(values)) if values else None
         rows.append(row)
     return rows
-
-
-def _mean(values: torch.Tensor) -> float:
-    """Mean that keeps PSNR's +inf (a perfect fill) from hiding the other samples."""
-    finite = values[torch.isfinite(values)]
-    if len(finite) == 0:
-        return math.inf
-    return round(finite.double().mean().item(), 6)
 
 
 def plot(tables: Sequence[EvaluationTable], metric: str = "psnr", kind: str | None = None):

@@ -143,21 +143,31 @@ def l1(
     """
     prediction, target = _check_pair(prediction, target)
     error = (prediction - target).abs()  # (B, C, H, W)
+    return _region_mean(error, hole, region, "l1")
+
+
+def _region_mean(
+    error: torch.Tensor, hole: torch.Tensor | None, region: Region, metric: str
+) -> torch.Tensor:
+    """Mean of a per-element error ``(B, C, H, W)`` over each image's region: ``(B,)``."""
     if region == "all":
         if hole is not None:
             raise ValueError(
-                "l1 got a hole mask with region='all', which ignores it; pass region='hole' or "
-                "region='valid' to measure one part, or leave hole out for the whole image."
+                f"{metric} got a hole mask with region='all', which ignores it; pass "
+                "region='hole' or region='valid' to measure one part, or leave hole out for "
+                "the whole image."
             )
         return error.mean(dim=(1, 2, 3))  # (B,)
     if region not in ("hole", "valid"):
         raise ValueError(f"region must be 'all', 'hole' or 'valid', got {region!r}.")
     if hole is None:
-        raise ValueError(f"l1 with region={region!r} needs the hole mask: l1(..., hole=mask).")
-    check_mask(hole, "hole", like=prediction)
-    if hole.device != prediction.device:
         raise ValueError(
-            f"hole is on {hole.device} but the images are on {prediction.device}; "
+            f"{metric} with region={region!r} needs the hole mask: {metric}(..., hole=mask)."
+        )
+    check_mask(hole, "hole", like=error)
+    if hole.device != error.device:
+        raise ValueError(
+            f"hole is on {hole.device} but the images are on {error.device}; "
             "move the mask with hole.to(prediction.device)."
         )
     inside = hole if region == "hole" else 1 - hole  # (B, 1, H, W), 1 = pixel of the region
@@ -167,30 +177,41 @@ def l1(
     if empty:
         kind = "all-valid (no hole pixels)" if region == "hole" else "all-hole (no valid pixels)"
         raise ValueError(
-            f"l1(region={region!r}) is undefined for samples {empty}: their mask is {kind}, so "
-            f"the region is empty. Leave those samples out, or use region='all'."
+            f"{metric}(region={region!r}) is undefined for samples {empty}: their mask is "
+            f"{kind}, so the region is empty. Leave those samples out, or use region='all'."
         )
     channels = error.shape[1]
     # inside (B, 1, H, W) broadcasts over the channels: each region pixel counts C times.
     return (error * inside).sum(dim=(1, 2, 3)) / (channels * pixels)  # (B,)
 
 
-def psnr(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+def psnr(
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    data_range: float = 1.0,
+    hole: torch.Tensor | None = None,
+    region: Region = "all",
+) -> torch.Tensor:
     """Peak signal-to-noise ratio of each image in decibels: ``(B,)``.
 
     ::
 
-        PSNR = 10 * log10(data_range**2 / MSE),   MSE = mean over C*H*W of (prediction - target)**2
+        PSNR = 10 * log10(data_range**2 / MSE),   MSE = mean over C*|R| of (prediction - target)**2
 
     ``data_range`` is the distance between the darkest and brightest possible value: 1 for
     images in ``[0, 1]`` (it would be 255 for 8-bit pixels). +10 dB means a 10 times smaller
-    MSE. Identical images have MSE 0 and PSNR ``+inf`` (as in scikit-image and torchmetrics);
-    it is kept, not clamped, so that averaging code must decide what a perfect image counts
-    for (``course_lib.evaluate`` reports how many there were).
+    MSE. ``region`` and ``hole`` choose the pixels R as in :func:`l1`: the whole image, the
+    hole alone or the valid part. On a composite, MSE_all = coverage * MSE_hole, so the
+    whole-image PSNR is the hole's PSNR plus ``-10 log10(coverage)`` dB: 10 dB more at 10%
+    coverage than at 100%, for the same fill.
+
+    Identical images have MSE 0 and PSNR ``+inf`` (as in scikit-image and torchmetrics); it
+    is kept, not clamped: averaging code must decide what a perfect image counts for.
+    ``course_lib.evaluate`` caps each pair at 60 dB before averaging and counts the capped pairs.
     """
     prediction, target = _check_pair(prediction, target)
     data_range = _check_positive("data_range", data_range)
-    mse = (prediction - target).pow(2).mean(dim=(1, 2, 3))  # (B,)
+    mse = _region_mean((prediction - target).pow(2), hole, region, "psnr")  # (B,)
     return 10 * torch.log10(data_range**2 / mse)  # x / 0 = inf and log10(inf) = inf
 
 

@@ -67,22 +67,28 @@ def test_the_method_never_sees_the_hidden_pixels(photos, tmp_path):
     assert table.value("box", 3, "psnr") < 20
 
 
-def test_results_are_cached_and_the_key_follows_the_code(photos, tmp_path):
+def test_results_are_cached_and_the_key_follows_the_code(photos, tmp_path, monkeypatch):
     calls = []
+    composite = evaluate._composite
+
+    def counting_composite(*arguments):  # counts the method's runs without being its state
+        calls.append(1)
+        return composite(*arguments)
+
+    monkeypatch.setattr(evaluate, "_composite", counting_composite)
 
     def counted(image, hole):
-        calls.append(1)
         return grey_fill(image, hole)
 
     first = evaluate.evaluate(counted, photos, "box", per_band=3, cache_dir=tmp_path)
     made = len(calls)
     second = evaluate.evaluate(counted, photos, "box", per_band=3, cache_dir=tmp_path)
     assert len(calls) == made and second.rows == first.rows  # served from the cache
+    assert second.pairs == first.pairs
     evaluate.evaluate(counted, photos[:4], "box", per_band=3, cache_dir=tmp_path)
     assert len(calls) > made  # other images, other key
 
     def counted_differently(image, hole):
-        calls.append(1)
         return torch.zeros_like(image)
 
     assert evaluate.method_fingerprint(counted) != evaluate.method_fingerprint(counted_differently)
@@ -148,7 +154,8 @@ def test_text_tables_and_comparison(photos, tmp_path):
         cache_dir=tmp_path,
     )
     table = evaluate.compare([grey, black], metric="ssim", kind="box")
-    assert "grey_fill" in table and "black" in table and len(table.splitlines()) == 2 + 6
+    assert "grey_fill" in table and "black" in table and len(table.splitlines()) == 2 + 6 + 1
+    assert table.splitlines()[-1].startswith("* fewer than 8 pairs")  # per_band=4 < 8
     figure = evaluate.plot([grey, black], metric="psnr", kind="box")
     assert len(figure.axes[0].lines) == 2 and not math.isnan(figure.axes[0].lines[0].get_ydata()[0])
 
@@ -166,3 +173,204 @@ def test_held_out_images_are_not_training_images():
     assert not torch.equal(scenes, training_scenes)
     with pytest.raises(ValueError, match="unknown held-out source"):
         evaluate.held_out_images("faces", 64, 4)
+
+
+# --- the averaging rule, intervals and paired comparisons (trusted tables) -------------------
+
+
+def test_a_method_exact_on_half_the_pairs_scores_higher_than_one_exact_on_none(photos):
+    own = masks.generate("box", 8, 64, 64, coverage=0.25, seed=0)  # (8, 1, 64, 64), band 20-30%
+    truth = photos
+
+    def exact_on_even(image, hole):
+        index = [int(i) for i in range(len(image))]
+        answer = torch.full_like(image, 0.5)
+        for i in index[::2]:
+            answer[i] = truth[i]  # the true pixels: a perfect fill
+        return answer
+
+    half = evaluate.evaluate(exact_on_even, photos, {"own": own}, per_band=8, cache=False)
+    none = evaluate.evaluate(grey_fill, photos, {"own": own}, per_band=8, cache=False)
+    row = half.row("own", 2)
+    assert row["perfect"] == 4 and none.row("own", 2)["perfect"] == 0
+    assert max(pair["psnr"] for pair in half.pairs) == evaluate.PSNR_CEILING  # capped, not inf
+    assert half.value("own", 2, "psnr") > none.value("own", 2, "psnr")
+    assert math.isfinite(half.value("own", 2, "hole_psnr"))
+    difference = evaluate.paired(half, none, "psnr", "own", 2)
+    assert difference.verdict == "better" and difference.count == 8
+
+
+def test_every_row_carries_its_interval_and_hole_only_scores(photos, tmp_path):
+    table = evaluate.evaluate(grey_fill, photos, "irregular", per_band=6, cache_dir=tmp_path)
+    for row in table.rows:
+        if row["count"] == 0:
+            assert row["psnr_ci"] is None
+            continue
+        for name in evaluate.METRICS:
+            low, high = row[f"{name}_ci"]
+            assert low <= row[name] + 1e-9 and row[name] <= high + 1e-9
+    # Coverage dilution: the whole-image PSNR is the hole's plus -10 log10(coverage).
+    for pair in table.pairs:
+        hole = masks.load_eval_set("irregular", 64)[pair["mask"]]
+        fraction = hole.mean().item()
+        assert pair["psnr"] == pytest.approx(
+            pair["hole_psnr"] - 10 * math.log10(fraction), abs=1e-3
+        )
+        assert pair["l1"] == pytest.approx(pair["hole_l1"] * fraction, abs=1e-6)
+    assert "[" in table.format("psnr") and "95% interval" in table.format("psnr")
+
+
+def test_bootstrap_interval_of_a_constant_column_has_zero_width_and_is_seeded():
+    from course_lib.statistics import bootstrap_interval
+
+    assert bootstrap_interval([3.25] * 12) == (3.25, 3.25)
+    values = torch.linspace(0, 1, 20)
+    assert bootstrap_interval(values) == bootstrap_interval(values)
+    low, high = bootstrap_interval(values)
+    assert low < 0.5 < high and high - low < 0.5
+    with pytest.raises(ValueError, match="cap PSNR"):
+        bootstrap_interval([1.0, math.inf])
+
+
+def test_a_paired_comparison_of_a_method_with_itself_is_exactly_zero(photos, tmp_path):
+    table = evaluate.evaluate(grey_fill, photos, "box", per_band=6, cache_dir=tmp_path)
+    for band in range(6):
+        difference = evaluate.paired(table, table, "psnr", "box", band)
+        assert (difference.mean, difference.low, difference.high) == (0.0, 0.0, 0.0)
+        assert difference.verdict == "tie"
+    assert "tie" in evaluate.verdicts([table], table, "psnr", "box")
+    assert "=" in evaluate.compare_paired([table], table, "psnr", "box")
+
+
+def test_lower_is_better_metrics_read_the_interval_the_other_way(photos):
+    own = masks.generate("box", 6, 64, 64, coverage=0.25, seed=0)
+    grey = evaluate.evaluate(grey_fill, photos, {"own": own}, per_band=6, cache=False)
+    black = evaluate.evaluate(
+        lambda i, h: torch.zeros_like(i), photos, {"own": own}, per_band=6, cache=False
+    )
+    assert evaluate.paired(grey, black, "l1", "own", 2).verdict == "better"
+    assert evaluate.paired(grey, black, "psnr", "own", 2).verdict == "better"
+    assert evaluate.paired(black, grey, "hole_l1", "own", 2).verdict == "worse"
+
+
+def test_cells_on_few_pairs_are_marked(photos):
+    table = evaluate.evaluate(grey_fill, photos, "irregular", per_band=4, cache=False)
+    assert "fewer than 8 pairs" in table.format("psnr")
+    assert "*" in evaluate.compare([table], "psnr", "irregular", border="no border")
+
+
+# --- a cache that cannot go stale ------------------------------------------------------------
+
+
+def test_partials_with_other_arguments_get_their_own_tables(photos, tmp_path):
+    import functools
+
+    def flat(image, hole, level=0.5):
+        return torch.full_like(image, level)
+
+    dark = evaluate.evaluate(
+        functools.partial(flat, level=0.2),
+        photos,
+        "box",
+        per_band=3,
+        method="flat",
+        cache_dir=tmp_path,
+    )
+    light = evaluate.evaluate(
+        functools.partial(flat, level=0.8),
+        photos,
+        "box",
+        per_band=3,
+        method="flat",
+        cache_dir=tmp_path,
+    )
+    assert dark.value("box", 3, "l1") != light.value("box", 3, "l1")
+
+
+def test_a_changed_global_or_closure_value_gives_a_fresh_table(photos, tmp_path):
+    namespace = {"torch": torch, "LEVEL": 0.2}
+    exec("def flat(image, hole):\n    return torch.full_like(image, LEVEL)\n", namespace)
+    first = evaluate.evaluate(namespace["flat"], photos, "box", per_band=3, cache_dir=tmp_path)
+    namespace["LEVEL"] = 0.9
+    second = evaluate.evaluate(namespace["flat"], photos, "box", per_band=3, cache_dir=tmp_path)
+    assert first.value("box", 3, "l1") != second.value("box", 3, "l1")
+
+    def make(level):
+        return lambda image, hole: torch.full_like(image, level)
+
+    a = evaluate.evaluate(make(0.1), photos, "box", per_band=3, method="c", cache_dir=tmp_path)
+    b = evaluate.evaluate(make(0.7), photos, "box", per_band=3, method="c", cache_dir=tmp_path)
+    assert a.value("box", 3, "l1") != b.value("box", 3, "l1")
+
+
+def test_a_lambda_over_a_model_follows_its_weights(photos, tmp_path):
+    model = torch.nn.Conv2d(3, 3, 1)
+    torch.nn.init.zeros_(model.weight)
+    torch.nn.init.constant_(model.bias, 0.3)
+
+    def run(image, hole):
+        return model(image).clamp(0, 1)
+
+    before = evaluate.evaluate(run, photos, "box", per_band=3, cache_dir=tmp_path)
+    with torch.no_grad():
+        model.bias.fill_(0.9)
+    after = evaluate.evaluate(run, photos, "box", per_band=3, cache_dir=tmp_path)
+    assert before.value("box", 3, "l1") != after.value("box", 3, "l1")
+
+
+def test_what_cannot_be_fingerprinted_is_scored_afresh_and_said(photos, tmp_path):
+    class Opaque:
+        def __init__(self):
+            self.level = 0.5
+
+    state = Opaque()
+
+    def flat(image, hole):
+        return torch.full_like(image, state.level)
+
+    with pytest.warns(UserWarning, match="not cached"):
+        first = evaluate.evaluate(flat, photos, "box", per_band=3, cache_dir=tmp_path)
+    state.level = 0.1
+    with pytest.warns(UserWarning, match="not cached"):
+        second = evaluate.evaluate(flat, photos, "box", per_band=3, cache_dir=tmp_path)
+    assert first.value("box", 3, "l1") != second.value("box", 3, "l1")
+    assert not list(tmp_path.glob("*.json"))
+
+
+# --- networks in eval mode -------------------------------------------------------------------
+
+
+def test_a_network_in_training_mode_is_scored_in_eval_mode_and_left_as_it_was(photos, tmp_path):
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.BatchNorm2d(3))
+    network[1].running_mean.fill_(0.2)
+    network.train()
+    network[0].eval()  # a submodule with its own mode must get it back
+    running = network[1].running_mean.clone()
+
+    def run(image, hole):
+        return torch.sigmoid(network(image))
+
+    trained_mode = evaluate.evaluate(run, photos, "box", per_band=4, cache=False)
+    assert torch.equal(network[1].running_mean, running)  # statistics untouched
+    assert network.training and network[1].training and not network[0].training
+    network.eval()
+    eval_table = evaluate.evaluate(run, photos, "box", per_band=4, cache=False)
+    assert trained_mode.rows == eval_table.rows
+
+
+def test_evaluate_explains_bad_arguments(photos):
+    with pytest.raises(ValueError, match="fill must be a function"):
+        evaluate.evaluate("telea", photos, "box", cache=False)
+    with pytest.raises(ValueError, match="dataset is empty"):
+        evaluate.evaluate(grey_fill, [], "box", cache=False)
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        evaluate.evaluate(grey_fill, photos, "box", batch_size=0, cache=False)
+    with pytest.raises(ValueError, match="per_band must be a positive int"):
+        evaluate.evaluate(grey_fill, photos, "box", per_band=True, cache=False)
+    with pytest.raises(ValueError, match="empty dict"):
+        evaluate.evaluate(grey_fill, photos, {}, cache=False)
+    with pytest.raises(ValueError, match="unknown metric"):
+        evaluate.evaluate(grey_fill, photos, "box", per_band=2, cache=False).value(
+            "box", 0, "lpips"
+        )

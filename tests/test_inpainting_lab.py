@@ -83,7 +83,7 @@ def test_lab_tables_score_each_method_by_band(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
     tables = lab.lab_tables("scenes", ("box",), ("biharmonic", "PConvUNet"), per_band=2)
     assert [table.method for table in tables] == ["biharmonic", "PConvUNet"]
-    assert tables[0].value("box", 0, "count") == 2
+    assert tables[0].row("box", 0)["count"] == 2
 
 
 def test_uploaded_bytes_reads_both_ipywidgets_formats():
@@ -124,3 +124,19 @@ def test_the_upload_path_of_the_widget():
     box = widgets.inpainting_lab(methods=("telea",))
     box.controls["source"].value = "upload"
     assert "upload button" in box.children[5].value
+
+
+def test_run_lab_scores_a_network_left_in_training_mode_in_eval_mode():
+    image = lab.lab_image("photos", 0)
+    hole = lab.lab_mask("box", 0.3)
+    reference = lab.run_lab(image, hole, ["PConvUNet"])
+    network = lab.learned_model("PConvUNet")
+    running = [buffer.clone() for buffer in network.buffers()]
+    network.train()
+    try:
+        again = lab.run_lab(image, hole, ["PConvUNet"])
+        assert network.training  # its mode is given back
+        assert all(torch.equal(a, b) for a, b in zip(running, network.buffers(), strict=True))
+    finally:
+        network.eval()
+    assert again.psnr == reference.psnr

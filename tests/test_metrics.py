@@ -455,3 +455,23 @@ def test_available_reports_both_metrics(empty_hub):
     assert set(report) == {"lpips", "fid"}
     assert report["lpips"].startswith("unavailable:") and "alexnet-owt" in report["lpips"]
     assert report["fid"].startswith("unavailable:") and "weights-inception" in report["fid"]
+
+
+def test_hole_psnr_is_the_whole_image_psnr_without_the_coverage_dilution():
+    generator = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 16, 16, generator=generator)
+    hole = torch.zeros(2, 1, 16, 16)
+    hole[0, :, :4] = 1  # 25% hole
+    hole[1, :, :8] = 1  # 50% hole
+    prediction = hole * torch.rand(2, 3, 16, 16, generator=generator) + (1 - hole) * target
+    whole = metrics.psnr(prediction, target)
+    inside = metrics.psnr(prediction, target, hole=hole, region="hole")
+    mse_hole = ((prediction - target) ** 2 * hole).sum(dim=(1, 2, 3)) / (3 * hole.sum(dim=(1, 2, 3)))
+    assert torch.allclose(inside, 10 * torch.log10(1 / mse_hole))
+    coverage = torch.tensor([0.25, 0.5])
+    assert torch.allclose(whole, inside - 10 * torch.log10(coverage), atol=1e-4)
+    assert torch.isinf(metrics.psnr(prediction, target, hole=hole, region="valid")).all()
+    with pytest.raises(ValueError, match="needs the hole mask"):
+        metrics.psnr(prediction, target, region="hole")
+    with pytest.raises(ValueError, match="undefined for samples"):
+        metrics.psnr(prediction, target, hole=torch.zeros_like(hole), region="hole")
