@@ -9,7 +9,7 @@ LAB_ARGS ?=
 # Jupyter refuses to run as root (containers, some CI machines) unless told it may.
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test unit nbval notebooks student slides lint format constraints clean-venv
+.PHONY: lab test unit nbval nbval-portable notebooks student slides lint format constraints clean-venv
 
 # (Re)create the virtual environment whenever the package or its pinned versions change.
 $(STAMP): pyproject.toml constraints.txt
@@ -33,6 +33,19 @@ unit: $(STAMP)
 nbval: $(STAMP)
 	COURSE_PROFILE=quick $(BIN)/python -m pytest notebooks \
 		--nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+# The nbval half again as another CPU would run it: torch's scalar kernels, oneDNN limited to
+# SSE4.1, numpy's optional CPU features and OpenCV's optimised paths off, OpenBLAS's Haswell
+# kernels, one thread, and an empty evaluation cache. Every checked output must still match.
+PORTABLE_ENV = ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 OMP_NUM_THREADS=1 \
+	OPENBLAS_CORETYPE=Haswell COURSE_OPENCV_OPTIMIZED=0 \
+	NPY_DISABLE_CPU_FEATURES="$$($(BIN)/python -c 'import numpy._core._multiarray_umath as m; print(" ".join(m.__cpu_dispatch__))')"
+
+nbval-portable: $(STAMP)
+	cache=$$(mktemp -d) && $(PORTABLE_ENV) COURSE_PROFILE=quick COURSE_CACHE_DIR=$$cache \
+		$(BIN)/python -m pytest notebooks --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider; \
+		status=$$?; rm -rf $$cache; exit $$status
 
 # Execute every lesson in place, in order, from a fresh kernel, under the quick profile.
 notebooks: $(STAMP)

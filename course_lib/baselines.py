@@ -17,6 +17,7 @@ The methods that run numpy/OpenCV code fill one image at a time through :func:`f
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import cv2
@@ -28,6 +29,11 @@ from course_lib.convert import image_to_numpy, numpy_to_image, to_uint8
 from course_lib.masks import composite
 from course_lib.patchmatch import check_options, nearest_known, patchmatch_fill
 from course_lib.validate import check_image, check_mask
+
+# COURSE_OPENCV_OPTIMIZED=0 switches off OpenCV's vectorised code paths: the portable test run
+# (make nbval-portable) uses it to check that no printed result depends on the CPU's kernels.
+OPENCV_SWITCH = "COURSE_OPENCV_OPTIMIZED"
+cv2.setUseOptimized(os.environ.get(OPENCV_SWITCH, "1") != "0")
 
 # A fill for one image: (H, W, 3) float32 with zeros under the hole and the (H, W) bool hole
 # -> (H, W, 3) prediction, float in [0, 1] or uint8.
