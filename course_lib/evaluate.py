@@ -116,13 +116,17 @@ class EvaluationTable:
         interval = self.row(kind, band, border)[f"{_checked_metric(metric)}_ci"]
         return None if interval is None else tuple(interval)
 
-    def scores(self, kind: str, band: int, metric: str, border: str = "all") -> dict:
-        """``{(mask, image): score}`` of one cell's pairs (for paired comparisons)."""
+    def scores(
+        self, kind: str, band: int | Sequence[int], metric: str, border: str = "all"
+    ) -> dict:
+        """``{(mask, image): score}`` of the pairs of one band, or of several bands pooled
+        (for paired comparisons)."""
         metric = _checked_metric(metric)
+        bands = {band} if isinstance(band, int) else set(band)
         return {
             (pair["mask"], pair["image"]): pair[metric]
             for pair in self.pairs
-            if pair["kind"] == kind and pair["band"] == band and _in_border(pair, border)
+            if pair["kind"] == kind and pair["band"] in bands and _in_border(pair, border)
         }
 
     def format(
@@ -247,10 +251,11 @@ def paired(
     b: EvaluationTable,
     metric: str,
     kind: str,
-    band: int,
+    band: int | Sequence[int],
     border: str = "all",
 ) -> PairedDifference:
-    """``a - b`` on the pairs of one cell that both methods scored, with its 95% interval."""
+    """``a - b`` on the pairs of one cell (or of several bands pooled, e.g. the wide bands
+    ``(3, 4, 5)``) that both methods scored, with its 95% interval."""
     first, second = a.scores(kind, band, metric, border), b.scores(kind, band, metric, border)
     shared = sorted(set(first) & set(second))
     return paired_difference(

@@ -374,3 +374,19 @@ def test_evaluate_explains_bad_arguments(photos):
         evaluate.evaluate(grey_fill, photos, "box", per_band=2, cache=False).value(
             "box", 0, "lpips"
         )
+
+
+def test_paired_comparisons_pool_several_bands(photos, tmp_path):
+    grey = evaluate.evaluate(grey_fill, photos, "box", per_band=4, cache_dir=tmp_path)
+    black = evaluate.evaluate(
+        lambda i, h: torch.zeros_like(i),
+        photos,
+        "box",
+        per_band=4,
+        method="black",
+        cache_dir=tmp_path,
+    )
+    pooled = evaluate.paired(grey, black, "psnr", "box", (3, 4, 5))
+    assert pooled.count == 12
+    singles = [evaluate.paired(grey, black, "psnr", "box", band).mean for band in (3, 4, 5)]
+    assert pooled.mean == pytest.approx(sum(singles) / 3)
