@@ -28,7 +28,7 @@ from skimage.restoration import inpaint_biharmonic
 from course_lib.convert import image_to_numpy, numpy_to_image, to_uint8
 from course_lib.masks import composite
 from course_lib.patchmatch import check_options, nearest_known, patchmatch_fill
-from course_lib.validate import check_image, check_mask
+from course_lib.validate import check_image, check_known_pixels, check_mask
 
 # COURSE_OPENCV_OPTIMIZED=0 switches off OpenCV's vectorised code paths: the portable test run
 # (make nbval-portable) uses it to check that no printed result depends on the CPU's kernels.
@@ -48,14 +48,8 @@ def checked_inputs(image: torch.Tensor, hole: torch.Tensor) -> tuple[torch.Tenso
     """
     check_image(image)
     check_mask(hole, like=image)
+    check_known_pixels(hole)
     image, hole = image.float(), hole.float()
-    all_hole = (hole.flatten(1) == 1).all(dim=1)  # (B,)
-    if all_hole.any():
-        index = int(all_hole.nonzero()[0])
-        raise ValueError(
-            f"the mask of sample {index} is all hole: there is nothing to inpaint from. "
-            "Leave some pixels known (hole = 0) or drop that sample."
-        )
     return image, hole
 
 

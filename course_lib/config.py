@@ -63,10 +63,15 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+def _mps_available() -> bool:
+    """True when Apple's MPS (the GPU of Apple silicon) can run tensors."""
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
 def accelerator_available() -> bool:
     """True when CUDA or Apple's MPS can run tensors."""
-    mps = getattr(torch.backends, "mps", None)
-    return torch.cuda.is_available() or bool(mps is not None and mps.is_available())
+    return torch.cuda.is_available() or _mps_available()
 
 
 def profile(name: str | None = None) -> Profile:
@@ -89,29 +94,55 @@ def profile(name: str | None = None) -> Profile:
     return PROFILES[key]
 
 
-def device() -> torch.device:
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+"""The kinds of device the course runs on."""
+
+
+def _checked_device(value: object, source: str, fix: str) -> torch.device:
+    """``value`` (from ``source``) as a ``torch.device`` this machine has, or a ``ValueError``
+    ending with ``fix``, what to do instead."""
+    names = "use cpu, cuda, cuda:N or mps"
+    if not isinstance(value, (str, torch.device)):
+        raise ValueError(
+            f"{source}={value!r} is not a device name: expected a str or torch.device; {names}."
+        )
+    try:
+        chosen = torch.device(value)
+    except RuntimeError as error:  # torch's "Invalid device string"
+        raise ValueError(f"{source}={value!r} is not a device name; {names}.") from error
+    if chosen.type not in DEVICE_TYPES:
+        raise ValueError(f"{source}={value!r} is not a device the course runs on; {names}.")
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"{source}={value!r} asks for CUDA but this machine has no usable CUDA GPU; {fix}."
+        )
+    if chosen.type == "cuda" and chosen.index is not None:
+        count = torch.cuda.device_count()
+        if chosen.index >= count:
+            raise ValueError(
+                f"{source}={value!r} asks for GPU {chosen.index}, but this machine has {count} "
+                f"(cuda:0 to cuda:{count - 1}); {fix}."
+            )
+    if chosen.type == "mps" and not _mps_available():
+        raise ValueError(f"{source}={value!r} asks for Apple's MPS, which is not available; {fix}.")
+    return chosen
+
+
+def device(name: str | torch.device | None = None) -> torch.device:
     """Pick the device lessons run on: CUDA, then MPS, then CPU.
 
-    Set ``COURSE_DEVICE=cpu`` (or ``cuda``, ``cuda:1``, ``mps``) to override the choice.
+    ``name`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``) wins; otherwise the environment
+    variable ``COURSE_DEVICE`` (same names); otherwise the automatic choice. A name this
+    machine cannot run raises ``ValueError``, never a device error later on.
     """
+    if name is not None:
+        return _checked_device(name, "device", "pass device=None for the automatic choice")
     forced = os.environ.get(DEVICE_VARIABLE, "").strip()
     if forced:
-        try:
-            chosen = torch.device(forced)
-        except RuntimeError as error:
-            raise ValueError(
-                f"{DEVICE_VARIABLE}={forced!r} is not a device name; use cpu, cuda, cuda:N or mps."
-            ) from error
-        if chosen.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                f"{DEVICE_VARIABLE}={forced!r} asks for CUDA but this machine has no usable CUDA "
-                "GPU; unset the variable or set it to cpu."
-            )
-        return chosen
+        return _checked_device(forced, DEVICE_VARIABLE, "unset the variable or set it to cpu")
     if torch.cuda.is_available():
         return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
+    if _mps_available():
         return torch.device("mps")
     return torch.device("cpu")
 

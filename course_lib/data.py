@@ -34,10 +34,11 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from course_lib.convert import pil_to_image
-from course_lib.validate import check_size
+from course_lib.validate import check_int, check_size
 
 # Multiplier that turns (seed, index) into one generator seed: item i of seed s uses
-# s * SEED_STRIDE + i, so two seeds give different items as long as length < SEED_STRIDE.
+# s * SEED_STRIDE + i, so two seeds give different items as long as length <= SEED_STRIDE
+# (which every data set's constructor checks).
 SEED_STRIDE = 1_000_003
 
 
@@ -60,13 +61,22 @@ def _draw_index(generator: torch.Generator, count: int) -> int:
     return int(torch.randint(count, (), generator=generator).item())
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    """Return ``value`` if it is an int of at least ``minimum``; raise ``ValueError`` if not."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{name} must be an int, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}.")
-    return value
+def _check_length(length: object) -> int:
+    """A data set's length: at least 1 and at most :data:`SEED_STRIDE`.
+
+    Item ``i`` of seed ``s`` is drawn with the generator seed ``s * SEED_STRIDE + i``, so item
+    ``SEED_STRIDE`` of seed 0 would be item 0 of seed 1: a longer data set would silently
+    repeat another seed's items (the held-out ones, for instance).
+    """
+    return check_int(
+        length,
+        "length",
+        1,
+        SEED_STRIDE,
+        hint=f"Item i of seed s uses the generator seed s * {SEED_STRIDE} + i, so a longer "
+        "data set would repeat the items of the next seed; for more items, combine data sets "
+        "of several seeds (torch.utils.data.ConcatDataset).",
+    )
 
 
 def _check_index(index: object, length: int) -> int:
@@ -82,8 +92,8 @@ def _check_index(index: object, length: int) -> int:
 
 def _check_range(start: int, count: int, length: int) -> range:
     """The indices ``start .. start + count - 1`` of a batch, checked against ``length``."""
-    _check_int("count", count, 1)
-    _check_int("start", start, 0)
+    check_int(count, "count", 1)
+    check_int(start, "start", 0)
     if start + count > length:
         raise IndexError(
             f"batch({start}, {count}) asks for items up to {start + count - 1}, but the data set "
@@ -435,7 +445,8 @@ class ProceduralScenes(Dataset):
 
     Item ``i`` depends only on ``(seed, i)`` and the options. Sizes, periods and positions are
     drawn in units of the short side, so ``size=128`` shows the same scenes as ``size=64``
-    at twice the resolution. ``length`` only says how many items iteration yields.
+    at twice the resolution. ``length`` only says how many items iteration yields (at most
+    :data:`SEED_STRIDE`, beyond which the items of the next seed would come back).
     """
 
     def __init__(
@@ -448,9 +459,9 @@ class ProceduralScenes(Dataset):
         shapes: tuple[str, ...] = SHAPES,
     ) -> None:
         self.height, self.width = _check_image_size(size)
-        self.length = _check_int("length", length, 1)
-        self.seed = _check_int("seed", seed, 0)
-        self.max_objects = _check_int("max_objects", max_objects, 1)
+        self.length = _check_length(length)
+        self.seed = check_int(seed, "seed", 0)
+        self.max_objects = check_int(max_objects, "max_objects", 1)
         self.backgrounds = _check_names("backgrounds", backgrounds, BACKGROUNDS)
         self.shapes = _check_names("shapes", shapes, SHAPES)
 
@@ -595,11 +606,11 @@ class PhotoPatches(Dataset):
         short_side: int | None = None,
         flip: bool = False,
     ) -> None:
-        self.patch_size = _check_int("patch_size", patch_size, 8)
-        self.length = _check_int("length", length, 1)
-        self.seed = _check_int("seed", seed, 0)
+        self.patch_size = check_int(patch_size, "patch_size", 8)
+        self.length = _check_length(length)
+        self.seed = check_int(seed, "seed", 0)
         self.short_side = 2 * patch_size if short_side is None else short_side
-        _check_int("short_side", self.short_side, 1)
+        check_int(self.short_side, "short_side", 1)
         self.flip = bool(flip)
         self._names = photo_names(split)
         self.split = split
@@ -823,7 +834,7 @@ def real_images(
     """
     if name not in REAL_DATASETS:
         raise ValueError(f"unknown data set {name!r}; expected one of {tuple(REAL_DATASETS)}.")
-    _check_int("size", size, 8)
+    check_int(size, "size", 8)
     root = Path(root).expanduser()
     if name == "folder":
         return _ImagesOnly(_open_folder(root, split), size)

@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from course_lib import fingerprint, masks, metrics
 from course_lib.statistics import PairedDifference, bootstrap_interval, paired_difference
-from course_lib.validate import check_image
+from course_lib.validate import check_image, check_int
 
 FillFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 PSNR_CEILING = 60.0  # dB; per-pair PSNR is capped here before averaging (see the module text)
@@ -486,12 +486,6 @@ def _check_fill(fill: object) -> None:
         )
 
 
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
-    return value
-
-
 def evaluate(
     fill: FillFunction,
     dataset: torch.Tensor | Sequence,
@@ -522,10 +516,10 @@ def evaluate(
 
     _check_fill(fill)
     method = method or getattr(fill, "__name__", type(fill).__name__)
-    per_band = _check_positive_int(
-        "per_band", profile().eval_images if per_band is None else per_band
+    per_band = check_int(
+        profile().eval_images if per_band is None else per_band, "per_band", minimum=1
     )
-    batch_size = _check_positive_int("batch_size", batch_size)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
     images = images_from(dataset)
     height, width = images.shape[-2:]
     if height != width:

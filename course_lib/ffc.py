@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib import masks
-from course_lib.validate import check_image, check_mask
+from course_lib.validate import check_image, check_known_pixels, check_mask
 
 __all__ = [
     "CONFIGS",
@@ -599,8 +599,10 @@ class _LaMaBase(nn.Module, abc.ABC):
         exactly, the network's guess in the holes.
 
         Fits ``fill(image, hole)`` of :mod:`course_lib.evaluate`. Runs without gradients and
-        in the network's current mode: call ``model.eval()`` first.
+        in the network's current mode: call ``model.eval()`` first. A sample whose mask is
+        all hole raises ``ValueError``: there is nothing to inpaint from.
         """
+        check_known_pixels(hole)
         prediction = self(image, hole)
         return masks.composite(image, hole, prediction.to(image.dtype))
 

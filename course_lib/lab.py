@@ -27,7 +27,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from course_lib import baselines, convert, evaluate, fingerprint, masks, metrics
-from course_lib.validate import check_image, check_mask
+from course_lib.validate import check_choice, check_image, check_mask
 
 SIZE = 64  # the shipped networks were trained on 64x64 images
 CLASSICAL: tuple[str, ...] = ("telea", "navier_stokes", "biharmonic", "patchmatch")
@@ -58,6 +58,30 @@ def learned_model(name: str) -> torch.nn.Module:
     model = MODELS[LEARNED[name]]()  # the network the weights were trained as
     load_weights(model, LEARNED[name])
     return model.eval()
+
+
+def _checked_methods(methods: Sequence[str] | None) -> tuple[str, ...]:
+    """``methods`` as a tuple of known method names; ``None`` means all of :data:`METHODS`.
+
+    An empty list is refused: a lab run of no method would return empty tables, with no
+    error to say why.
+    """
+    if methods is None:
+        return METHODS
+    if isinstance(methods, str):
+        raise ValueError(
+            f"methods must be a list of method names, got the string {methods!r}; write "
+            f"methods=[{methods!r}]."
+        )
+    chosen = tuple(methods)
+    if not chosen:
+        raise ValueError(
+            "methods is empty: name at least one method, e.g. methods=['telea'], or pass "
+            f"methods=None for all of {list(METHODS)}."
+        )
+    for name in chosen:
+        check_choice(name, "method", METHODS)
+    return chosen
 
 
 def fill_function(name: str) -> Fill:
@@ -181,7 +205,7 @@ def run_lab(
     """Inpaint ``image`` ``(1, 3, 64, 64)`` with ``hole`` by every method in ``methods``
     (default: all of :data:`METHODS`)."""
     _checked_pair(image, hole)
-    methods = METHODS if methods is None else methods
+    methods = _checked_methods(methods)
     composites, psnr, ssim = {}, {}, {}
     with torch.no_grad():
         for name in methods:
@@ -205,7 +229,7 @@ def quality_curve(
 ) -> dict[str, list[float]]:
     """PSNR of each method (default: all) on ``image`` as the hole of ``kind`` grows:
     ``{method: [psnr per coverage]}``. One mask per coverage, all drawn with ``seed``."""
-    methods = METHODS if methods is None else methods
+    methods = _checked_methods(methods)
     curves: dict[str, list[float]] = {name: [] for name in methods}
     for coverage in coverages:
         result = run_lab(image, lab_mask(kind, coverage, seed), methods)
@@ -224,7 +248,7 @@ def lab_tables(
     held-out ``source`` images by coverage band (lesson 02's harness, cached on disk)."""
     from course_lib.config import profile
 
-    methods = METHODS if methods is None else methods
+    methods = _checked_methods(methods)
     count = profile().eval_images if per_band is None else per_band
     images = evaluate.held_out_images(source, SIZE, count)
     return [

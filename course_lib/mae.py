@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib import masks
-from course_lib.validate import check_image, check_mask
+from course_lib.validate import check_image, check_known_pixels, check_mask
 
 __all__ = [
     "CONFIGS",
@@ -636,10 +636,10 @@ class MaskedAutoencoder(nn.Module):
         removed patches, which the encoder never sees: they cannot influence the answer.
 
         Needs a model trained with ``norm_pix_loss=False``: a norm-pix model predicts
-        standardised patches, and a removed patch's true mean and deviation are unknown.
-        Runs without gradients; the model has no dropout or batch norm, so train and eval
-        mode give the same answer (up to rounding: eval mode takes PyTorch's fused
-        transformer path).
+        standardised patches, and a removed patch's true mean and deviation are unknown. A
+        sample whose mask is all hole raises ``ValueError``. Runs without gradients; the model
+        has no dropout or batch norm, so train and eval mode give the same answer (up to
+        rounding: eval mode takes PyTorch's fused transformer path).
         """
         if self.norm_pix_loss:
             raise ValueError(
@@ -650,6 +650,7 @@ class MaskedAutoencoder(nn.Module):
             )
         self._check_images(image)
         check_mask(hole, like=image)
+        check_known_pixels(hole)  # no visible patch: nothing to inpaint from
         removed = pixel_mask_to_patches(hole, self.patch)  # (B, L), 1 = removed
         tokens = self.embed(image)  # (B, L, dim)
         predictions = []

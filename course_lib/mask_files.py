@@ -9,7 +9,8 @@ values, so the mask that comes back is not the mask that was saved.
 
 Files are never overwritten unless asked (``overwrite=True``) and are written atomically:
 to a temporary file in the same folder, then renamed over the target, so an interrupted
-save never leaves half a file behind.
+save never leaves half a file behind. :func:`write_via_temporary` is that writer; the
+checkpoints and weights of lesson 03 are written by it too.
 
 The fixed evaluation sets (masks per coverage band, built by
 ``python datasets/build_mask_sets.py``) are read with :func:`load_eval_set`, which checks
@@ -24,13 +25,15 @@ import json
 import os
 import secrets
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
-from course_lib.validate import check_mask
+from course_lib.validate import check_mask, check_number
 
 LOSSLESS_SUFFIXES = (".png", ".npz")
 LOSSY_SUFFIXES = (".jpg", ".jpeg")
@@ -67,8 +70,52 @@ def _mask_suffix(path: Path) -> str:
     return suffix
 
 
+def _temporary_path(target: Path) -> Path:
+    """A fresh temporary name next to ``target``: ``.NAME.<16 hex digits>.tmp`` (hidden)."""
+    return target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
+
+
+def write_via_temporary(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
+    """Call ``write(file)`` on a temporary file next to ``path``, then rename it to ``path``.
+
+    * Same folder: ``os.replace`` is then a rename within one file system, which is atomic, so
+      ``path`` is always either the old file or the new one, whole. The data is flushed to
+      disk (``os.fsync``) before the rename.
+    * On any exception (a full disk, Ctrl-C, a failing ``write``) the temporary file is
+      removed and ``path`` is untouched. Only a process killed outright leaves a temporary
+      file behind; :func:`remove_stale_temporaries` clears those.
+    * Opened with ``open(..., "xb")``, not ``tempfile``: the file gets the usual permissions
+      (``0o666`` minus the umask, typically ``0o644``) instead of tempfile's private ``0o600``.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary_path(target)
+    file = open(temporary, "xb")  # "x": never reuse a file that exists; not ours to remove
+    try:
+        with file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, names: tuple[str, ...]) -> list[Path]:
+    """Remove the temporary files that writes of ``names`` in ``folder`` left behind when
+    their process was killed; return the files removed."""
+    removed = []
+    for name in names:
+        for leftover in Path(folder).glob(f".{name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
+
+
 def write_atomically(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``.
+    """Write ``data`` to ``path`` atomically (:func:`write_via_temporary`).
 
     Refuses (``FileExistsError``) to replace an existing file unless ``overwrite=True``.
     """
@@ -78,18 +125,7 @@ def write_atomically(path: str | os.PathLike, data: bytes, overwrite: bool = Fal
             f"{path} already exists and would be overwritten; pass overwrite=True to replace "
             "it, or choose another name."
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder: os.replace is then a rename on one file system, which is atomic. Opened
-    # with open(..., "xb") (not tempfile) so the file gets the usual permissions.
-    temporary = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    try:
-        with open(temporary, "xb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
+    return write_via_temporary(path, lambda file: file.write(data))
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -139,37 +175,80 @@ def save(mask: torch.Tensor, path: str | os.PathLike, overwrite: bool = False) -
 
 def _read_png(path: Path) -> np.ndarray:
     """A PNG mask as values in ``[0, 1]``, ``(H, W)`` (colour images are turned grey)."""
-    with Image.open(path) as picture:
-        if picture.mode.startswith("I;16"):  # 16-bit grey
-            return np.asarray(picture, dtype=np.float32) / 65535.0
-        return np.asarray(picture.convert("L"), dtype=np.float32) / 255.0
+    try:
+        with Image.open(path) as picture:
+            if picture.mode.startswith("I;16"):  # 16-bit grey
+                return np.asarray(picture, dtype=np.float32) / 65535.0
+            return np.asarray(picture.convert("L"), dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(
+            f"{path.name} is not a readable PNG image (not a picture, or a damaged one); "
+            "save masks with course_lib.masks.save, or re-export the file from your editor."
+        ) from error
 
 
 def _read_npz(path: Path) -> np.ndarray:
     """The mask array of an NPZ file: key "hole", or its only array."""
-    with np.load(path, allow_pickle=False) as archive:
-        names = list(archive.keys())
-        if NPZ_KEY in names:
-            return archive[NPZ_KEY]
-        if len(names) == 1:
-            return archive[names[0]]
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.keys())
+            if NPZ_KEY in names:
+                return archive[NPZ_KEY]
+            if len(names) == 1:
+                return archive[names[0]]
+    except ValueError as error:  # numpy refuses object arrays and pickles without allow_pickle
+        raise ValueError(
+            f"{path.name} holds Python objects (an array of dtype object, or pickled data), "
+            "which mask files never do: they are read without unpickling, which could run "
+            "code. Store the mask as numbers 0/1 (course_lib.masks.save does)."
+        ) from error
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"{path.name} is not a readable .npz archive (damaged, or another kind of file); "
+            "save masks with course_lib.masks.save."
+        ) from error
     raise ValueError(
         f"{path.name} holds the arrays {names}; expected one array or one named {NPZ_KEY!r}."
     )
 
 
+def _check_values(values: np.ndarray, path: Path) -> None:
+    """Mask values must be finite numbers: strings cannot be thresholded, and NaN is above no
+    threshold, so a NaN hole would silently become a known pixel."""
+    if values.dtype.kind not in "buif":  # bool, unsigned, int, float
+        raise ValueError(
+            f"{path.name} holds values of dtype {values.dtype}; a mask holds numbers, 0 = known "
+            "and 1 = hole. Convert it, e.g. (array == 'hole').astype(np.uint8)."
+        )
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        raise ValueError(
+            f"{path.name} holds NaN or infinite values; a mask holds 0 (known) or 1 (hole) in "
+            "every pixel. Replace them first, e.g. np.nan_to_num(array, nan=1.0) for holes."
+        )
+
+
 def load(path: str | os.PathLike, threshold: float = 0.5) -> torch.Tensor:
     """Load a mask file as float32 ``(B, 1, H, W)``, 1 = hole, thresholded explicitly.
 
-    A pixel is a hole where its value is above ``threshold``: PNG values are first scaled to
-    ``[0, 1]`` (white = hole), NPZ values are compared as stored. Thresholding makes a file
-    with in-between values (a resized or hand-painted mask) binary again.
+    A pixel is a hole where its value is above ``threshold``, a number in ``[0, 1)``: PNG
+    values are first scaled to ``[0, 1]`` (white = hole), NPZ values are compared as stored.
+    Thresholding makes a file with in-between values (a resized or hand-painted mask) binary
+    again. Files that are not masks (not a picture, strings, NaN, pickled objects) are refused.
     """
+    threshold = check_number(
+        threshold,
+        "threshold",
+        minimum=0.0,
+        below=1.0,
+        hint="Pixels whose value (PNG: scaled to [0, 1]) is above it become holes; 0.5 splits "
+        "black from white, and 1 or more would leave no hole at all.",
+    )
     path = Path(path)
     suffix = _mask_suffix(path)
     if not path.is_file():
         raise FileNotFoundError(f"no mask file at {path}; check the path.")
     values = _read_png(path) if suffix == ".png" else _read_npz(path)
+    _check_values(values, path)
     if values.ndim == 4 and values.shape[1] == 1:
         values = values[:, 0]
     if values.ndim == 2:

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from course_lib.validate import check_int
+
 # Every mask drawn with a target coverage lands at most this far from it (absolute fraction).
 COVERAGE_TOLERANCE = 0.02
 REFERENCE_SIZE = 256  # the papers' sizes below are pixels at 256x256
@@ -41,12 +43,7 @@ REFERENCE_SIZE = 256  # the papers' sizes below are pixels at 256x256
 
 def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
     """Return ``value`` if it is an int in ``[minimum, maximum]``; raise ``ValueError`` if not."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise ValueError(f"option {name} must be an int, got {value!r}.")
-    if value < minimum or (maximum is not None and value > maximum):
-        upper = "" if maximum is None else f" and at most {maximum}"
-        raise ValueError(f"option {name} must be at least {minimum}{upper}, got {value}.")
-    return int(value)
+    return check_int(value, f"option {name}", minimum, maximum)
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from course_lib import mask_shapes
 from course_lib.mask_files import EVAL_SET_KINDS, load, load_eval_set, save
 from course_lib.mask_shapes import COVERAGE_TOLERANCE, GRID_VARIANTS, STROKE_PRESETS
-from course_lib.validate import check_coverage, check_mask, check_size
+from course_lib.validate import check_choice, check_coverage, check_int, check_mask, check_size
 
 __all__ = [
     "COVERAGE_BANDS",
@@ -32,6 +32,9 @@ __all__ = [
     "EVAL_KINDS",
     "GRID_VARIANTS",
     "KINDS",
+    "MAX_BATCH",
+    "MAX_PIXELS",
+    "MAX_SIDE",
     "STROKE_PRESETS",
     "band_label",
     "band_of",
@@ -73,16 +76,54 @@ an inpainting method's error grows with the hole: one average over all masks wou
 # Generating masks
 # ---------------------------------------------------------------------------------------------
 
+MAX_SIDE = 4096
+"""The largest height or width :func:`generate` draws (16 times the papers' 256 pixels)."""
+MAX_BATCH = 65_536
+"""The most masks one :func:`generate` call draws (16 times a full profile's sample)."""
+MAX_PIXELS = 2**28
+"""The most mask pixels (``batch * height * width``) one :func:`generate` call draws: 268
+million (a full batch of 64x64 masks), 1 GiB as float32. Masks are drawn one by one on the
+CPU, so a call past these limits would run for hours or exhaust memory instead of failing;
+split such work into several calls."""
+
 
 def kind_options(kind: str) -> tuple[str, ...]:
     """The option names :func:`generate` accepts for ``kind`` (its drawing function's
     keyword-only parameters)."""
-    if kind not in mask_shapes.DRAWERS:
-        raise ValueError(
-            f"unknown mask kind {kind!r}; expected one of {KINDS} (see course_lib.masks.KINDS)."
-        )
+    check_choice(kind, "mask kind", KINDS, hint="See course_lib.masks.KINDS.")
     parameters = inspect.signature(mask_shapes.DRAWERS[kind]).parameters.values()
     return tuple(p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+def _check_amount(batch: object, height: int, width: int) -> None:
+    """Refuse a request past :data:`MAX_SIDE`, :data:`MAX_BATCH` or :data:`MAX_PIXELS`, saying
+    how to split it (``height`` and ``width`` are already checked ints)."""
+    for label, side in (("height", height), ("width", width)):
+        check_int(
+            side,
+            label,
+            maximum=MAX_SIDE,
+            hint=f"masks.generate draws masks of at most {MAX_SIDE}x{MAX_SIDE} pixels "
+            "(masks.MAX_SIDE); draw a smaller mask and enlarge it with "
+            "F.interpolate(mask, size=(H, W), mode='nearest').",
+        )
+    check_int(batch, "batch", 1)
+    check_int(
+        batch,
+        "batch",
+        maximum=MAX_BATCH,
+        hint="One call draws at most masks.MAX_BATCH masks; draw them in several calls, each "
+        "with its own seed (e.g. seed=0, 1, 2, ...), and torch.cat the results.",
+    )
+    pixels = batch * height * width
+    if pixels > MAX_PIXELS:
+        per_call = max(1, MAX_PIXELS // (height * width))
+        raise ValueError(
+            f"batch * height * width = {batch} * {height} * {width} = {pixels:,} mask pixels, "
+            f"more than one call of masks.generate draws (masks.MAX_PIXELS = {MAX_PIXELS:,}); "
+            f"split the work into calls of at most batch={per_call} at this size, each with "
+            "its own seed (e.g. seed=0, 1, 2, ...), and torch.cat the results."
+        )
 
 
 def _sample_generators(
@@ -158,11 +199,13 @@ def generate(
     * ``seed`` or ``generator`` (torch or numpy): the same seed gives the same masks, on every
       device; ``None`` for both gives fresh randomness. Masks are drawn on the CPU with numpy
       and OpenCV, then moved to ``device``.
+    * Limits: at most :data:`MAX_SIDE` (4096) pixels a side, :data:`MAX_BATCH` masks and
+      :data:`MAX_PIXELS` (``batch * height * width``, 268 million) per call; split larger work
+      into several calls with different seeds.
     """
     options = kind_options(kind)  # also rejects unknown kinds
-    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
-        raise ValueError(f"batch must be an int of at least 1, got {batch!r}.")
     check_size(height, width)
+    _check_amount(batch, height, width)
     if coverage is not None:
         coverage = check_coverage(coverage)
     unknown = sorted(set(opts) - set(options))

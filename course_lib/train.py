@@ -39,7 +39,7 @@ import random
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,6 +54,7 @@ from tqdm.auto import tqdm
 from course_lib import config, masks, viz
 from course_lib.checkpoints import (
     export_weights,
+    first_difference,
     load_checkpoint,
     load_weights,
     save_atomic,
@@ -62,6 +63,8 @@ from course_lib.checkpoints import (
 )
 from course_lib.data import PhotoPatches, ProceduralScenes
 from course_lib.losses import LOSS_BUILDERS
+from course_lib.mask_files import remove_stale_temporaries
+from course_lib.validate import check_int, check_number
 
 __all__ = [
     "HOLE_WEIGHT",
@@ -328,6 +331,10 @@ DEFAULT_LR = 2e-4  # Adam, as in the partial-convolution paper
 # (measured in lesson 06), while 1e-2 trains the small models quickly and stably.
 MAE_BASE_LR = 1e-2
 RESERVED_KEYS = ("step", "loss")  # history keys the loop writes itself
+DEFAULT_CHECKPOINT_EVERY = 500
+LR_HINT = (
+    "The learning rate scales every update: try 2e-4 for Adam (the default); 0 trains nothing."
+)
 
 
 def _resolve_amp(amp: bool | None, device: torch.device) -> bool:
@@ -427,10 +434,7 @@ def _check_same_run(saved: dict[str, Any], current: dict[str, Any], path: Path) 
         saved_size = sum(math.prod(shape) for shape in saved["shapes"].values())
         size = sum(math.prod(shape) for shape in current["shapes"].values())
         # Name the first tensor that differs: it tells a student which setting changed.
-        names = list(dict.fromkeys([*saved["shapes"], *current["shapes"]]))
-        first = next(
-            name for name in names if saved["shapes"].get(name) != current["shapes"].get(name)
-        )
+        first = first_difference(saved["shapes"], current["shapes"])
         raise ValueError(
             f"run_dir {path.parent} holds a checkpoint of another model: a {saved['model']} with "
             f"{saved_size:,} weights, this is a {current['model']} with {size:,} ({first}: "
@@ -456,11 +460,58 @@ def _clear_run(run_dir: Path) -> None:
         picture.unlink()
 
 
-def _check_every(name: str, value: int | None) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+def _run_folder(run_dir: str | os.PathLike | None, name: str = "run_dir") -> Path | None:
+    """``run_dir`` as a folder path (``None``: a run without files), checked before anything is
+    written: an empty name would mean the current folder, and a file cannot hold a run."""
+    if run_dir is None:
+        return None
+    if not isinstance(run_dir, (str, os.PathLike)):
         raise ValueError(
-            f"{name} must be a positive int, or None for the last step only; got {value!r}."
+            f"{name} must be a folder name (str or Path) or None, got {type(run_dir).__name__}."
         )
+    if not os.fspath(run_dir).strip():
+        without_files = " (or run_dir=None for a run without files)" if name == "run_dir" else ""
+        raise ValueError(
+            f"{name} is empty, which would write the run's files into the current folder; "
+            f"name a folder such as 'runs/pconv'{without_files}."
+        )
+    folder = Path(run_dir)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(
+            f"{name} {folder} is a file, not a folder; name a new folder for the run (or the "
+            "folder of a run to resume)."
+        )
+    return folder
+
+
+def _check_every(name: str, value: int | None) -> None:
+    if value is not None:
+        check_int(value, name, 1, hint="Pass None for the last step only.")
+
+
+def _checked_loss(result: object, loss_fn: LossFunction) -> tuple[torch.Tensor, Mapping]:
+    """The ``(loss, parts)`` pair a loss function must return, checked before it is used.
+
+    A bare tensor would otherwise fail as "iteration over a 0-d tensor", or, with two
+    elements, be silently unpacked into a wrong loss and parts.
+    """
+    name = getattr(loss_fn, "__qualname__", type(loss_fn).__qualname__)
+    expected = (
+        f"loss_fn ({name}) must return a pair (loss, parts): a scalar tensor and a dict of "
+        "floats, e.g. `return loss, {'l1': l1.item()}` (an empty dict {} if there are no parts)"
+    )
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        what = f"a {type(result).__name__}"
+        if isinstance(result, torch.Tensor):
+            what = f"a bare tensor of shape {tuple(result.shape)}"
+        raise ValueError(f"{expected}; it returned {what}.")
+    loss, parts = result
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ValueError(f"{expected}; its loss is {shape}, not one number (take the mean).")
+    if not isinstance(parts, Mapping):
+        raise ValueError(f"{expected}; its parts are a {type(parts).__name__}, not a dict.")
+    return loss, parts
 
 
 def _due(completed: int, every: int | None, steps: int) -> bool:
@@ -513,7 +564,7 @@ def train(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     device: torch.device | str | None = None,
     run_dir: str | os.PathLike | None = None,
-    checkpoint_every: int | None = 500,
+    checkpoint_every: int | None = DEFAULT_CHECKPOINT_EVERY,
     sample_every: int | None = 500,
     samples: tuple[torch.Tensor, torch.Tensor] | None = None,
     resume: bool = True,
@@ -525,14 +576,17 @@ def train(
 
     * ``loss_fn(model, image, hole) -> (loss, parts)``: the lesson's loss, e.g.
       :func:`hole_valid_l1`; ``parts`` (floats) are recorded next to the loss.
-    * ``optimizer``: default Adam with ``lr`` (default 2e-4). Pass either an optimizer (with its
-      own learning rate) or ``lr``, not both. ``scheduler``: a learning-rate schedule of that
-      optimizer (e.g. warm-up then cosine decay), stepped once per step.
+    * ``optimizer``: default Adam with ``lr`` (default 2e-4; a finite number, at least 0). Pass
+      either an optimizer (with its own learning rate) or ``lr``, not both. ``scheduler``: a
+      learning-rate schedule of that optimizer (e.g. warm-up then cosine decay), stepped once
+      per step.
     * ``device``: default :func:`course_lib.config.device`. ``amp``: float16 mixed precision;
       ``None`` turns it on exactly when the device is CUDA.
-    * ``run_dir``: where the run's files go (``None``: no files). A checkpoint is written every
-      ``checkpoint_every`` steps and after the last one; sample pictures of ``samples`` (default:
-      4 images of step 0's batch) every ``sample_every`` steps and after the last one.
+    * ``run_dir``: the folder the run's files go to (``None``: no files; an empty name or a
+      file is refused). A checkpoint is written every ``checkpoint_every`` steps and after the
+      last one; sample pictures of ``samples`` (default: 4 images of step 0's batch) every
+      ``sample_every`` steps and after the last one. Temporary files that a killed run left
+      in the folder are removed.
     * ``resume``: continue from ``run_dir``'s checkpoint if there is one; the result is the
       same as an uninterrupted run. A checkpoint of another model or setting is refused;
       ``resume=False`` starts over and replaces the run's files.
@@ -540,14 +594,16 @@ def train(
 
     Returns a :class:`TrainResult`; the model keeps its trained weights and is left in eval mode.
     """
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}.")
+    check_int(steps, "steps", 1)
     _check_every("checkpoint_every", checkpoint_every)
     _check_every("sample_every", sample_every)
-    device = torch.device(device) if device is not None else config.device()
+    folder = _run_folder(run_dir)
+    device = config.device(device)
     use_amp = _resolve_amp(amp, device)
     if optimizer is not None and lr is not None:
         raise ValueError("pass lr to your optimizer, or pass lr without an optimizer; not both.")
+    if lr is not None:
+        lr = check_number(lr, "lr", minimum=0.0, hint=LR_HINT)
     config.seed_everything(seed)
     model.to(device)
     if optimizer is None:
@@ -560,9 +616,10 @@ def train(
     run_config = _run_config(model, optimizer, scheduler, loss_fn, data, seed)
 
     start, history = 0, []
-    folder = Path(run_dir) if run_dir is not None else None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
+        # A run killed while writing leaves a temporary file next to the one it replaces.
+        remove_stale_temporaries(folder, (CHECKPOINT_FILE, HISTORY_FILE))
         checkpoint_path = folder / CHECKPOINT_FILE
         if checkpoint_path.exists() and resume:
             checkpoint = load_checkpoint(checkpoint_path)
@@ -618,7 +675,7 @@ def train(
     for step in bar:
         image, hole = (tensor.to(device) for tensor in data.batch(step))  # (B,3,H,W), (B,1,H,W)
         with _autocast(use_amp):
-            loss, parts = loss_fn(model, image, hole)
+            loss, parts = _checked_loss(loss_fn(model, image, hole), loss_fn)
         value = loss.item()
         # Checked before the update, so that the model keeps its last finite weights.
         if not math.isfinite(value):
@@ -730,11 +787,32 @@ COMMAND = "python -m course_lib.train"
 
 
 def _positive_int(text: str) -> int:
-    """argparse type: an int of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number of steps, got {text}")
-    return value
+    """argparse type: an int of at least 1 (a number of steps)."""
+    try:
+        return check_int(int(text), "the value", 1)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive whole number, got {text!r}"
+        ) from error
+
+
+def _learning_rate(text: str) -> float:
+    """argparse type: a finite learning rate of at least 0."""
+    try:
+        return check_number(float(text), "the learning rate", minimum=0.0)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"expected a finite number of at least 0, got {text!r}. {LR_HINT}"
+        ) from error
+
+
+def _run_dir_argument(text: str) -> str:
+    """argparse type: a folder name for the run (checked like train's run_dir)."""
+    try:
+        _run_folder(text, name="--run-dir")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -748,10 +826,23 @@ def _parser() -> argparse.ArgumentParser:
         "--profile", choices=sorted(config.PROFILES), help="image and batch size (default: auto)"
     )
     parser.add_argument("--steps", type=_positive_int, help="total steps (default: the profile's)")
-    parser.add_argument("--run-dir", required=True, help="folder for checkpoint, history, samples")
+    parser.add_argument(
+        "--run-dir",
+        required=True,
+        type=_run_dir_argument,
+        help="folder for checkpoint, history, samples",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        default=DEFAULT_CHECKPOINT_EVERY,
+        metavar="N",
+        help=f"write a checkpoint every N steps and after the last (default "
+        f"{DEFAULT_CHECKPOINT_EVERY}); a run killed in between resumes from the last one",
+    )
     parser.add_argument(
         "--lr",
-        type=float,
+        type=_learning_rate,
         help=f"learning rate (default {DEFAULT_LR} for Adam; for mae_* models the base rate per "
         f"256 images, default {MAE_BASE_LR})",
     )
@@ -822,6 +913,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scheduler=scheduler,
         device=device,
         run_dir=options.run_dir,
+        checkpoint_every=options.checkpoint_every,
         resume=not options.no_resume,
         seed=options.seed,
         progress=not options.quiet,

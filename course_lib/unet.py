@@ -26,6 +26,7 @@ paper's network for 512x512 images), ``"paper256"`` (depth 7, for 256x256) and `
 from __future__ import annotations
 
 import abc
+import math
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +34,7 @@ from torch import nn
 
 from course_lib import masks
 from course_lib.partial_conv import PartialConv2d
-from course_lib.validate import check_image, check_mask
+from course_lib.validate import check_image, check_known_pixels, check_mask
 
 __all__ = ["CONFIGS", "ConvUNet", "PConvUNet"]
 
@@ -137,6 +138,7 @@ class _UNetBase(nn.Module, abc.ABC):
         """
         check_image(image, channels=self.in_channels)
         check_mask(hole, like=image)
+        self._check_trainable_size(image)
         height, width = image.shape[-2:]
         multiple = 2**self.depth
         padding = (0, -width % multiple, 0, -height % multiple)  # left, right, top, bottom
@@ -148,6 +150,29 @@ class _UNetBase(nn.Module, abc.ABC):
         prediction = self._predict(image, hole)  # (B, out_channels, H + pad, W + pad)
         return prediction[..., :height, :width]
 
+    def _check_trainable_size(self, image: torch.Tensor) -> None:
+        """Refuse a batch too small for the deepest batch norm in training mode.
+
+        After ``depth`` halvings the deepest encoder layer sees ``ceil(H / 2**depth) x
+        ceil(W / 2**depth)`` positions per image; batch norm in training mode needs more than
+        one value per channel to take statistics, so one image of at most ``2**depth`` pixels
+        a side cannot be trained on. Checked here, at the network's entry, so that the error
+        names the image and not a layer deep inside.
+        """
+        if not any(norm.training for norm in self.encoder_norms()):
+            return  # eval mode, frozen encoder norms or depth 1: running statistics are used
+        multiple = 2**self.depth
+        batch, height, width = image.shape[0], image.shape[-2], image.shape[-1]
+        if batch * math.ceil(height / multiple) * math.ceil(width / multiple) > 1:
+            return
+        raise ValueError(
+            f"image of shape {tuple(image.shape)} is too small for {type(self).__name__} in "
+            f"training mode: after {self.depth} halvings its deepest batch norm sees one value "
+            "per channel, and batch statistics need more. Train on images larger than "
+            f"{multiple}x{multiple} (at least {multiple + 1} pixels on one side), on a batch of "
+            "2 or more images, or call model.eval() to inpaint a single small image."
+        )
+
     @abc.abstractmethod
     def _predict(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         """The network proper, on a padded image with zeroed holes and its hole mask."""
@@ -158,8 +183,10 @@ class _UNetBase(nn.Module, abc.ABC):
         [0, 1]: the known pixels exactly, the network's guess in the holes.
 
         Fits ``fill(image, hole)`` of :mod:`course_lib.evaluate`. Runs without gradients and
-        in the network's current mode: call ``model.eval()`` first.
+        in the network's current mode: call ``model.eval()`` first. A sample whose mask is
+        all hole raises ``ValueError``: there is nothing to inpaint from.
         """
+        check_known_pixels(hole)
         prediction = self(image, hole).clamp(0, 1)
         return masks.composite(image, hole, prediction.to(image.dtype))
 

@@ -364,9 +364,9 @@ def test_evaluate_explains_bad_arguments(photos):
         evaluate.evaluate("telea", photos, "box", cache=False)
     with pytest.raises(ValueError, match="dataset is empty"):
         evaluate.evaluate(grey_fill, [], "box", cache=False)
-    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
         evaluate.evaluate(grey_fill, photos, "box", batch_size=0, cache=False)
-    with pytest.raises(ValueError, match="per_band must be a positive int"):
+    with pytest.raises(ValueError, match="per_band must be an int"):
         evaluate.evaluate(grey_fill, photos, "box", per_band=True, cache=False)
     with pytest.raises(ValueError, match="empty dict"):
         evaluate.evaluate(grey_fill, photos, {}, cache=False)

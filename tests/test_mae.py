@@ -340,8 +340,9 @@ def test_inpaint_refuses_norm_pix_models_and_bad_masks() -> None:
         quick_model(norm_pix_loss=True).inpaint(images(1), torch.zeros(1, 1, 64, 64))
     with pytest.raises(ValueError, match="binary"):
         quick_model().inpaint(images(1), torch.full((1, 1, 64, 64), 0.5))
-    full_hole = torch.ones(1, 1, 64, 64)  # nothing visible: the decoder guesses from positions
-    assert torch.isfinite(quick_model().inpaint(images(1), full_hole)).all()
+    full_hole = torch.ones(1, 1, 64, 64)  # nothing visible: refused, as by every other method
+    with pytest.raises(ValueError, match="all hole: there is nothing to inpaint from"):
+        quick_model().inpaint(images(1), full_hole)
 
 
 # -- pre-training -------------------------------------------------------------------------------

@@ -466,7 +466,9 @@ def test_hole_psnr_is_the_whole_image_psnr_without_the_coverage_dilution():
     prediction = hole * torch.rand(2, 3, 16, 16, generator=generator) + (1 - hole) * target
     whole = metrics.psnr(prediction, target)
     inside = metrics.psnr(prediction, target, hole=hole, region="hole")
-    mse_hole = ((prediction - target) ** 2 * hole).sum(dim=(1, 2, 3)) / (3 * hole.sum(dim=(1, 2, 3)))
+    mse_hole = ((prediction - target) ** 2 * hole).sum(dim=(1, 2, 3)) / (
+        3 * hole.sum(dim=(1, 2, 3))
+    )
     assert torch.allclose(inside, 10 * torch.log10(1 / mse_hole))
     coverage = torch.tensor([0.25, 0.5])
     assert torch.allclose(whole, inside - 10 * torch.log10(coverage), atol=1e-4)
