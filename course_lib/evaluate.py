@@ -285,10 +285,7 @@ def compare_paired(
             if difference.count == 0:
                 cells.append("-")
                 continue
-            cells.append(
-                f"{difference.mean:+.{digits}f} [{difference.low:+.{digits}f}, "
-                f"{difference.high:+.{digits}f}] {marks[difference.verdict]}"
-            )
+            cells.append(f"{difference.interval_text(digits)} {marks[difference.verdict]}")
         columns[table.method] = cells
     title = (
         f"{metric.upper()} minus {reference.method} on {kind} masks ({border}), paired, "

@@ -167,8 +167,29 @@ def _visit_class(cls: type, walk: _Walk) -> None:
         return
     try:
         walk.add(inspect.getsource(cls))
-    except (OSError, TypeError):  # a class of a compiled package: its name says enough
-        pass
+    except (OSError, TypeError):  # a notebook class, or one of a compiled package
+        for name, member in sorted(vars(cls).items()):
+            if isinstance(member, types.FunctionType):  # its methods' code, where readable
+                walk.add(f"method:{name}")
+                walk.add(_code_text(member))
+
+
+def _code_text(function: types.FunctionType) -> str | bytes:
+    """A function's source, or its byte code where no source can be read (exec, compiled)."""
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return _bytecode(function.__code__)
+
+
+def _bytecode(code: types.CodeType) -> bytes:
+    """The instructions, constants and names of a code object (and of the code nested in it)."""
+    parts = [code.co_code, repr(code.co_names).encode()]
+    for constant in code.co_consts:
+        parts.append(
+            _bytecode(constant) if isinstance(constant, types.CodeType) else repr(constant).encode()
+        )
+    return b"\x00".join(parts)
 
 
 def _visit_function(function: types.FunctionType, walk: _Walk, depth: int, where: str) -> None:
@@ -176,10 +197,7 @@ def _visit_function(function: types.FunctionType, walk: _Walk, depth: int, where
     if _from_library(function):
         walk.add(library_hash())
         return
-    try:
-        walk.add(inspect.getsource(function))
-    except (OSError, TypeError):  # defined by exec or in a compiled file: use the byte code
-        walk.add(function.__code__.co_code)
+    walk.add(_code_text(function))
     _visit(function.__defaults__, walk, depth, f"the defaults of {where}")
     _visit(function.__kwdefaults__, walk, depth, f"the keyword defaults of {where}")
     for name, cell in zip(function.__code__.co_freevars, function.__closure__ or (), strict=True):

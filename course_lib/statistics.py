@@ -78,14 +78,15 @@ class PairedDifference:
             return "worse" if self.higher_is_better else "better"
         return "tie"
 
+    def interval_text(self, digits: int = 2) -> str:
+        """``+0.42 [+0.18, +0.66]``: the mean difference and its interval."""
+        return f"{self.mean:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
+
     def describe(self, digits: int = 2) -> str:
         """``+0.42 [+0.18, +0.66] better`` (or ``no pairs``)."""
         if self.count == 0:
             return "no pairs"
-        return (
-            f"{self.mean:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}] "
-            f"{self.verdict}"
-        )
+        return f"{self.interval_text(digits)} {self.verdict}"
 
 
 def paired_difference(

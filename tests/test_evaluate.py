@@ -390,3 +390,17 @@ def test_paired_comparisons_pool_several_bands(photos, tmp_path):
     assert pooled.count == 12
     singles = [evaluate.paired(grey, black, "psnr", "box", band).mean for band in (3, 4, 5)]
     assert pooled.mean == pytest.approx(sum(singles) / 3)
+
+
+def test_a_class_without_readable_source_is_fingerprinted_by_its_methods():
+    namespace = {"torch": torch}
+    source = (
+        "class Flat(torch.nn.Module):\n"
+        "    def forward(self, image):\n"
+        "        return image * LEVEL\n"
+    )
+    exec(source.replace("LEVEL", "0.5"), namespace)
+    half = namespace["Flat"]()
+    exec(source.replace("LEVEL", "0.25"), namespace)
+    quarter = namespace["Flat"]()
+    assert evaluate.method_fingerprint(half) != evaluate.method_fingerprint(quarter)
