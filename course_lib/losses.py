@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib import masks
+from course_lib import masks, recipes
 from course_lib.discriminator import PatchDiscriminator
 from course_lib.feature_nets import course_features, vgg16_features
 from course_lib.validate import check_mask
@@ -299,14 +299,13 @@ PAPER_WEIGHTS: Mapping[str, float] = MappingProxyType(
 """The weights of Liu et al. (2018). They were tuned for VGG-16 features; with another
 feature network the perceptual and style terms have another scale."""
 
-COURSE_WEIGHTS: Mapping[str, float] = MappingProxyType({**PAPER_WEIGHTS, "style": 6.0})
-"""The paper's weights re-balanced for the course's own feature network (lesson 04).
-
-Measured on five training batches with the lesson 03 network (8,000 L1 steps): the two
-unweighted style terms add up to 0.52 times the hole term with the course features. With the
-paper's 120 the style terms would make 88% of the total loss and the hole L1 under 10%, so the
-network would learn feature statistics before colours. Style weight 6 makes them weigh half
-as much as the (weighted) hole term; the perceptual term, at 0.05, weighs a quarter of it."""
+COURSE_WEIGHTS: Mapping[str, float] = MappingProxyType(
+    dict(recipes.load("ablation_full").loss["weights"])
+)
+"""The paper's weights re-balanced for the course's own feature network (lesson 04), as the
+recipe of lesson 04's full-loss arm gives them (``course_lib/recipes/ablation_full.toml``):
+the style weight is lowered, because with the course's features the paper's 120 would make
+the style terms most of the loss. Lesson 04 measures each term's share under both."""
 
 # Which weight multiplies each part: both style terms share the paper's weight 120.
 WEIGHT_OF: Mapping[str, str] = MappingProxyType(

@@ -13,14 +13,17 @@ sample pictures and checkpoints into a run folder, resumes an interrupted run ex
 it stopped, and uses mixed precision on CUDA GPUs. Trained weights are shipped with the
 course by :func:`export_weights` and loaded with their sha256 checked by :func:`load_weights`.
 
-The same loop is a command::
+The same loop is a command. Every shipped weight file has a recipe file
+(``course_lib/recipes/NAME.toml``, read by :mod:`course_lib.recipes`) that repeats it::
 
-    python -m course_lib.train pconv_unet_small --profile full --steps 3000 \\
-        --run-dir runs/pconv --export pconv_unet_small
+    python -m course_lib.train --recipe pconv_unet_small --run-dir runs/pconv_unet_small \\
+        --export pconv_rerun
 
-Each model trains with its family's :class:`Recipe`: Adam at a constant rate for the
-inpainting networks, MAE's AdamW with warm-up and cosine decay for ``mae_quick``/``mae_full``;
-``--init NAME`` starts from shipped weights (lesson 04's ablation fine-tunes lesson 03's).
+For quick experiments the flags describe a run instead: ``python -m course_lib.train
+pconv_unet_small --profile full --steps 3000 --run-dir runs/pconv``. Each model then trains
+with its family's :class:`Family`: Adam at a constant rate for the inpainting networks, MAE's
+AdamW with warm-up and cosine decay for ``mae_quick``/``mae_full``; ``--init NAME`` starts
+from shipped weights (lesson 04's ablation fine-tunes lesson 03's).
 
 A run folder holds ``checkpoint.pt`` (everything needed to continue), ``history.json`` (the
 loss curve) and ``samples/step_000500.png`` ... (input / composite / truth).
@@ -41,6 +44,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -51,7 +55,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from tqdm.auto import tqdm
 
-from course_lib import config, masks, viz
+from course_lib import config, masks, recipes, viz
 from course_lib.checkpoints import (
     export_weights,
     first_difference,
@@ -325,11 +329,12 @@ CHECKPOINT_FILE = "checkpoint.pt"
 HISTORY_FILE = "history.json"
 SAMPLES_DIR = "samples"
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
-DEFAULT_LR = 2e-4  # Adam, as in the partial-convolution paper
-# MAE's base learning rate per 256 images on the course's CPU budget: the paper's 1.5e-4 is
-# tuned for 800 epochs of ImageNet; a few thousand steps of 16 images learn little with it
-# (measured in lesson 06), while 1e-2 trains the small models quickly and stably.
-MAE_BASE_LR = 1e-2
+# Defaults of the command line and of train(), read from the recipes of the shipped weights
+# (course_lib/recipes) so that no rate is written twice: Adam's rate of lesson 03's networks,
+# and the MAE's base rate per 256 images and warm-up of lesson 06.
+DEFAULT_LR = recipes.load("pconv_unet_small").optimiser["lr"]
+MAE_BASE_LR = recipes.load("mae_quick").optimiser["lr"]
+MAE_WARMUP_FRACTION = recipes.load("mae_quick").optimiser["warmup_fraction"]
 RESERVED_KEYS = ("step", "loss")  # history keys the loop writes itself
 DEFAULT_CHECKPOINT_EVERY = 500
 LR_HINT = (
@@ -606,6 +611,8 @@ def train(
         lr = check_number(lr, "lr", minimum=0.0, hint=LR_HINT)
     config.seed_everything(seed)
     model.to(device)
+    if isinstance(loss_fn, nn.Module):  # feature networks, a discriminator and its optimiser
+        loss_fn.to(device)  # on the device before a checkpoint's state is loaded into them
     if optimizer is None:
         optimizer = torch.optim.Adam(model.parameters(), lr=DEFAULT_LR if lr is None else lr)
     if scheduler is not None and scheduler.optimizer is not optimizer:
@@ -732,8 +739,8 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """How the command line optimises a family of models.
+class Family:
+    """How the command line's ad-hoc form (``MODEL --profile ...``) optimises a family of models.
 
     ``losses``: the ``--loss`` names it accepts, the first being the default. ``lr``: the
     default ``--lr``. ``optimiser(model, steps, batch_size, lr)`` returns the optimiser and
@@ -757,20 +764,26 @@ def _adam(
 
 
 def _mae_adamw(
-    model: nn.Module, steps: int, batch_size: int, lr: float
+    model: nn.Module,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    warmup_fraction: float = MAE_WARMUP_FRACTION,
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """MAE's recipe (lesson 06): AdamW with the linear scaling rule (``lr`` is the *base* rate
-    per 256 images), warm-up over the first 5% of the steps, then cosine decay to 0."""
+    per 256 images), linear warm-up over ``warmup_fraction`` of the steps, then cosine decay."""
     from course_lib.mae import mae_optimizer, warmup_cosine
 
     optimizer = mae_optimizer(model, batch_size, base_lr=lr)
-    return optimizer, warmup_cosine(optimizer, max(1, steps // 20), steps)
+    # Exact arithmetic: 5% of 6,000 steps is 300 warm-up steps, not 299 by float rounding.
+    warmup = max(1, int(steps * Fraction(str(warmup_fraction))))
+    return optimizer, warmup_cosine(optimizer, warmup, steps)
 
 
-INPAINTING = Recipe(losses=("l1", *sorted(LOSS_BUILDERS)), lr=DEFAULT_LR, optimiser=_adam)
-RECIPES: dict[str, Recipe] = {
-    "mae_quick": Recipe(losses=("mae",), lr=MAE_BASE_LR, optimiser=_mae_adamw),
-    "mae_full": Recipe(losses=("mae",), lr=MAE_BASE_LR, optimiser=_mae_adamw),
+INPAINTING = Family(losses=("l1", *sorted(LOSS_BUILDERS)), lr=DEFAULT_LR, optimiser=_adam)
+FAMILIES: dict[str, Family] = {
+    "mae_quick": Family(losses=("mae",), lr=MAE_BASE_LR, optimiser=_mae_adamw),
+    "mae_full": Family(losses=("mae",), lr=MAE_BASE_LR, optimiser=_mae_adamw),
 }
 """Models that are not trained like the inpainting networks (:data:`INPAINTING`)."""
 
@@ -815,13 +828,124 @@ def _run_dir_argument(text: str) -> str:
     return text
 
 
+def build_loss(spec: Mapping[str, Any]) -> LossFunction:
+    """The training loss a recipe's ``[loss]`` table describes (see :mod:`course_lib.recipes`)."""
+    if spec["terms"] == "l1":
+        return hole_valid_l1
+    if spec["terms"] == "mae":
+        return importlib.import_module("course_lib.mae").mae_loss
+    from course_lib import feature_nets, losses
+
+    features = {"course": feature_nets.course_features, "vgg16": feature_nets.vgg16_features}
+    loss = losses.PConvLoss(features[spec["features"]](), dict(spec["weights"]))
+    if "adversarial" in spec:
+        loss = losses.AdversarialLoss(loss, **spec["adversarial"])
+    return loss
+
+
+def build_optimiser(
+    spec: Mapping[str, Any], model: nn.Module, steps: int, batch_size: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+    """The optimiser and schedule a recipe's ``[optimiser]`` table describes."""
+    if spec["name"] == "adam":
+        return _adam(model, steps, batch_size, spec["lr"])
+    return _mae_adamw(model, steps, batch_size, spec["lr"], spec["warmup_fraction"])
+
+
+@dataclass
+class _Plan:
+    """Everything one command-line run needs, from a recipe file or from the ad-hoc flags."""
+
+    model: str
+    init: str | None
+    steps: int
+    seed: int
+    data: dict[str, Any]
+    loss_label: Any  # a loss name, or a recipe's [loss] table
+    build_loss: Callable[[], LossFunction]
+    build_optimiser: Callable[[nn.Module, int, int], tuple]
+    lr: float
+    recipe: recipes.Recipe | None = None
+
+
+AD_HOC_FLAGS = ("profile", "steps", "lr", "loss", "init")
+
+
+def _plan_from_recipe(options: argparse.Namespace, parser: argparse.ArgumentParser) -> _Plan:
+    given = [f"--{flag}" for flag in AD_HOC_FLAGS if getattr(options, flag) is not None]
+    if options.model is not None or given or options.seed is not None:
+        parser.error(
+            f"--recipe sets the model and {', '.join(f'--{flag}' for flag in AD_HOC_FLAGS)} and "
+            "--seed; to change one, copy the recipe file, edit it and pass its path."
+        )
+    try:
+        recipe = recipes.load(options.recipe)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
+    if recipe.model not in MODELS:
+        parser.error(f"{recipe.path.name}: model {recipe.model!r} is not one of {sorted(MODELS)}.")
+    return _Plan(
+        model=recipe.model,
+        init=recipe.init,
+        steps=recipe.steps,
+        seed=recipe.seed,
+        # mask_options (e.g. a stroke preset) are keyword arguments of InpaintingBatches.
+        data={key: value for key, value in recipe.data.items() if key != "mask_options"}
+        | dict(recipe.data.get("mask_options", {})),
+        loss_label=recipe.loss,
+        build_loss=lambda: build_loss(recipe.loss),
+        build_optimiser=lambda model, steps, batch: build_optimiser(
+            recipe.optimiser, model, steps, batch
+        ),
+        lr=recipe.optimiser["lr"],
+        recipe=recipe,
+    )
+
+
+def _plan_from_flags(options: argparse.Namespace, parser: argparse.ArgumentParser) -> _Plan:
+    if options.model is None:
+        parser.error("name a model to train, or a recipe with --recipe NAME.")
+    if options.export and options.profile is None:
+        parser.error("--export needs an explicit --profile, so that the recorded command repeats.")
+    family = FAMILIES.get(options.model, INPAINTING)
+    loss_name = family.losses[0] if options.loss is None else options.loss
+    if loss_name not in family.losses:
+        parser.error(
+            f"{options.model} trains with --loss {' or '.join(family.losses)}, not {loss_name}."
+        )
+    lr = family.lr if options.lr is None else options.lr
+    chosen = config.profile(options.profile)
+    seed = 0 if options.seed is None else options.seed
+    return _Plan(
+        model=options.model,
+        init=options.init,
+        steps=chosen.train_steps if options.steps is None else options.steps,
+        seed=seed,
+        data={"size": chosen.image_size, "batch_size": chosen.batch_size},
+        loss_label=loss_name,
+        build_loss=lambda: LOSSES[loss_name] if loss_name in LOSSES else LAZY_LOSSES[loss_name](),
+        build_optimiser=lambda model, steps, batch: family.optimiser(model, steps, batch, lr),
+        lr=lr,
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=COMMAND,
         description="Train an inpainting model on the course's offline data, with checkpoints "
-        "and resume; optionally export the weights into course_lib/weights.",
+        "and resume, from a recipe file (--recipe NAME) or from flags; optionally export the "
+        "weights into course_lib/weights.",
     )
-    parser.add_argument("model", choices=sorted(MODELS), help="which model to train")
+    parser.add_argument(
+        "model", nargs="?", choices=sorted(MODELS), help="which model to train (without --recipe)"
+    )
+    parser.add_argument(
+        "--recipe",
+        metavar="NAME",
+        help=f"run course_lib/recipes/NAME.toml (or a path to a .toml file); one of: "
+        f"{', '.join(recipes.names())}. A shipped recipe's weights are exported as NAME "
+        "(add --overwrite to replace the shipped file, or --export OTHER)",
+    )
     parser.add_argument(
         "--profile", choices=sorted(config.PROFILES), help="image and batch size (default: auto)"
     )
@@ -857,7 +981,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="WEIGHTS",
         help="start from these shipped weights (e.g. pconv_unet_small) instead of random ones",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of weights and masks")
+    parser.add_argument("--seed", type=int, help="seed of weights and masks (default 0)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     parser.add_argument("--no-resume", action="store_true", help="start over in --run-dir")
     parser.add_argument(
         "--export", metavar="NAME", help="save the weights as course_lib/weights/NAME"
@@ -867,78 +992,92 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _machine() -> str:
+    """What the run ran on, for the weights' record."""
+    import platform
+
+    return f"{platform.machine()} {platform.processor() or platform.system()}, {torch.get_num_threads()} threads"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
     options = parser.parse_args(arguments)
-    if options.export and options.profile is None:
-        parser.error("--export needs an explicit --profile, so that the recorded command repeats.")
-    if options.export and not options.overwrite:
-        existing = [str(file) for file in weights_files(options.export) if file.exists()]
+    if options.recipe is not None:
+        plan = _plan_from_recipe(options, parser)
+        # A shipped recipe exports its own weight file; a recipe of your own only where told.
+        shipped = plan.recipe.path.parent == recipes.RECIPE_FOLDER
+        export = options.export or (plan.recipe.name if shipped else None)
+    else:
+        plan = _plan_from_flags(options, parser)
+        export = options.export
+    if export and not options.overwrite:
+        existing = [str(file) for file in weights_files(export) if file.exists()]
         if existing:  # refuse before training, not after an hour of it
-            parser.error(f"{', '.join(existing)} exist(s); choose another name or add --overwrite.")
-    recipe = RECIPES.get(options.model, INPAINTING)
-    loss_name = recipe.losses[0] if options.loss is None else options.loss
-    if loss_name not in recipe.losses:
-        parser.error(
-            f"{options.model} trains with --loss {' or '.join(recipe.losses)}, not {loss_name}."
-        )
-    lr = recipe.lr if options.lr is None else options.lr
-    chosen = config.profile(options.profile)
-    steps = chosen.train_steps if options.steps is None else options.steps
-
-    config.seed_everything(options.seed)  # before building the model: same initial weights
+            parser.error(
+                f"{', '.join(existing)} exist(s); add --overwrite to replace them, or --export "
+                "ANOTHER_NAME to keep both (e.g. to compare a rerun with the shipped file)."
+            )
     try:
-        model = MODELS[options.model]()
+        device = config.device(options.device)
+    except ValueError as error:
+        parser.error(str(error))
+
+    config.seed_everything(plan.seed)  # before building the model: same initial weights
+    try:
+        model = MODELS[plan.model]()
     except ImportError as error:
         raise SystemExit(
-            f"{COMMAND}: cannot build {options.model!r}: {error}. The module that defines it is "
+            f"{COMMAND}: cannot build {plan.model!r}: {error}. The module that defines it is "
             "not importable in this version of course_lib."
         ) from error
-    if options.init:
-        load_weights(model, options.init)  # checked: same network, intact file
-    data = InpaintingBatches(
-        size=chosen.image_size, batch_size=chosen.batch_size, seed=options.seed
-    )
-    device = config.device()
-    loss_fn = LOSSES[loss_name] if loss_name in LOSSES else LAZY_LOSSES[loss_name]()
-    optimizer, scheduler = recipe.optimiser(model, steps, data.batch_size, lr)
+    if plan.init:
+        load_weights(model, plan.init)  # checked: same network, intact file
+    data = InpaintingBatches(**plan.data, seed=plan.seed)
+    loss_fn = plan.build_loss()
+    optimizer, scheduler = plan.build_optimiser(model, plan.steps, data.batch_size)
     result = train(
         model,
         loss_fn,
         data,
-        steps,
+        plan.steps,
         optimizer=optimizer,
         scheduler=scheduler,
         device=device,
         run_dir=options.run_dir,
         checkpoint_every=options.checkpoint_every,
         resume=not options.no_resume,
-        seed=options.seed,
+        seed=plan.seed,
         progress=not options.quiet,
     )
     last = result.history[-1]
     print(
-        f"{options.model}: {steps} steps, final loss {last['loss']:.4f}, run in {options.run_dir}"
+        f"{plan.model}: {plan.steps} steps, final loss {last['loss']:.4f}, run in {options.run_dir}"
     )
-    if options.export:
+    if export:
         metadata = {
             "command": f"{COMMAND} {shlex.join(arguments)}",
-            "profile": chosen.name,
-            "steps": steps,
-            "init": options.init,
-            "loss": loss_name,
-            "lr": lr,
+            **(
+                {"recipe": plan.recipe.name, "recipe_sha256": plan.recipe.sha256}
+                if plan.recipe
+                else {"profile": config.profile(options.profile).name}
+            ),
+            "steps": plan.steps,
+            "init": plan.init,
+            "loss": plan.loss_label,
+            "lr": plan.lr,
             "optimizer": type(optimizer).__name__,
             "scheduler": type(scheduler).__name__ if scheduler is not None else None,
-            "seed": options.seed,
+            "seed": plan.seed,
             "data": data.config,
             "device": device.type,
             "amp": device.type == "cuda",
             "final_loss": last["loss"],
+            "seconds": round(result.seconds, 1),
+            "machine": _machine(),
         }
-        path = export_weights(model, options.export, metadata, overwrite=options.overwrite)
+        path = export_weights(model, export, metadata, overwrite=options.overwrite)
         print(f"exported {path} and {path.with_suffix('.json').name}")
     return 0
 

@@ -1,0 +1,170 @@
+"""Training recipes as data: one TOML file per shipped weight file (lessons 03-06).
+
+A recipe says everything a training run depends on, so that a run can be repeated and its
+choices read, compared and changed without editing the library:
+
+* ``model``: a key of :data:`course_lib.train.MODELS` (a class and its configuration), and
+  ``init``, shipped weights to start from (optional);
+* ``steps`` and ``seed``;
+* ``[data]``: the image sources, size, batch size and mask distribution
+  (:class:`course_lib.train.InpaintingBatches`);
+* ``[loss]``: which terms (``"l1"``, the partial-convolution paper's ``"pconv"`` total loss,
+  ``"mae"``), the feature network and the weights of each term, and an optional
+  ``[loss.adversarial]`` table;
+* ``[optimiser]``: its name and learning rate, and its schedule.
+
+``python -m course_lib.train --recipe NAME`` runs one (see :mod:`course_lib.train`), and the
+weights' ``.json`` record names the recipe and the sha256 of its file. The files live in
+``course_lib/recipes/NAME.toml``; read one with :func:`load`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, as a package
+    import tomli as tomllib
+
+RECIPE_FOLDER = Path(__file__).resolve().parent / "recipes"
+LOSS_TERMS = ("l1", "pconv", "mae")
+FEATURES = ("course", "vgg16")
+OPTIMISERS = ("adam", "mae_adamw")
+PCONV_WEIGHTS = ("valid", "hole", "perceptual", "style", "tv")
+
+# What each table may hold: key -> required? (anything else in a file is a mistake).
+_TOP = {"description": True, "model": True, "init": False, "steps": True, "seed": True}
+_TABLES = {
+    "data": {
+        "sources": True,
+        "size": True,
+        "batch_size": True,
+        "mask_kind": True,
+        "coverage": False,
+        "mask_options": False,
+    },
+    "loss": {"terms": True, "features": False, "weights": False, "adversarial": False},
+    "optimiser": {"name": True, "lr": True, "warmup_fraction": False},
+}
+_ADVERSARIAL = {"weight": True, "r1_weight": True}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One recipe file, checked. ``sha256`` is the hash of the file's bytes."""
+
+    name: str
+    description: str
+    model: str
+    steps: int
+    seed: int
+    data: dict[str, Any]
+    loss: dict[str, Any]
+    optimiser: dict[str, Any]
+    sha256: str
+    path: Path
+    init: str | None = None
+
+
+def names() -> list[str]:
+    """The recipes shipped with the course."""
+    return sorted(path.stem for path in RECIPE_FOLDER.glob("*.toml"))
+
+
+def path_of(name_or_path: str | Path) -> Path:
+    """``NAME`` -> ``course_lib/recipes/NAME.toml``; a path to a ``.toml`` file is kept."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml":
+        path = candidate
+    else:
+        path = RECIPE_FOLDER / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no recipe {str(name_or_path)!r}: {path} does not exist. Shipped recipes: "
+            f"{', '.join(names())}; or give the path of your own .toml file."
+        )
+    return path
+
+
+def load(name_or_path: str | Path) -> Recipe:
+    """Read and check a recipe: every table and key it must have, nothing it must not."""
+    path = path_of(name_or_path)
+    raw = path.read_bytes()
+    try:
+        content = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not a valid TOML file: {error}") from error
+    where = path.name
+    _check_keys(content, {**_TOP, **dict.fromkeys(_TABLES, True)}, where)
+    for table, keys in _TABLES.items():
+        if not isinstance(content[table], dict):
+            raise ValueError(f"{where}: [{table}] must be a table.")
+        _check_keys(content[table], keys, f"{where} [{table}]")
+    _check_loss(content["loss"], where)
+    _check_optimiser(content["optimiser"], where)
+    for key in ("steps", "seed"):
+        value = content[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < (key == "steps"):
+            raise ValueError(f"{where}: {key} must be a whole number, got {value!r}.")
+    return Recipe(
+        name=path.stem,
+        description=content["description"],
+        model=content["model"],
+        steps=content["steps"],
+        seed=content["seed"],
+        data=dict(content["data"]),
+        loss=dict(content["loss"]),
+        optimiser=dict(content["optimiser"]),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        init=content.get("init") or None,
+        path=path,
+    )
+
+
+def _check_keys(table: dict, allowed: dict[str, bool], where: str) -> None:
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(allowed)}.")
+    missing = sorted(key for key, required in allowed.items() if required and key not in table)
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {missing}.")
+
+
+def _check_loss(loss: dict, where: str) -> None:
+    if loss["terms"] not in LOSS_TERMS:
+        raise ValueError(
+            f"{where} [loss]: terms must be one of {LOSS_TERMS}, got {loss['terms']!r}."
+        )
+    if loss["terms"] != "pconv":
+        extra = sorted(set(loss) - {"terms"})
+        if extra:
+            raise ValueError(f"{where} [loss]: terms = {loss['terms']!r} takes no {extra}.")
+        return
+    _check_keys(
+        loss, {"terms": True, "features": True, "weights": True, "adversarial": False}, where
+    )
+    if loss["features"] not in FEATURES:
+        raise ValueError(f"{where} [loss]: features must be one of {FEATURES}.")
+    _check_keys(loss["weights"], dict.fromkeys(PCONV_WEIGHTS, True), f"{where} [loss.weights]")
+    if "adversarial" in loss:
+        _check_keys(loss["adversarial"], _ADVERSARIAL, f"{where} [loss.adversarial]")
+
+
+def _check_optimiser(optimiser: dict, where: str) -> None:
+    if optimiser["name"] not in OPTIMISERS:
+        raise ValueError(
+            f"{where} [optimiser]: name must be one of {OPTIMISERS}, got {optimiser['name']!r}."
+        )
+    lr = optimiser["lr"]
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < 1:
+        raise ValueError(f"{where} [optimiser]: lr must be a number in (0, 1), got {lr!r}.")
+    if (optimiser["name"] == "mae_adamw") != ("warmup_fraction" in optimiser):
+        raise ValueError(
+            f"{where} [optimiser]: warmup_fraction belongs to mae_adamw (its warm-up), and "
+            "mae_adamw needs it."
+        )

@@ -1,0 +1,183 @@
+"""Recipes as data (course_lib.recipes) and the training command's --recipe path."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from course_lib import checkpoints, losses, recipes
+from course_lib import train as training
+
+TINY_RECIPE = """
+description = "a test recipe: a tiny network, a few steps"
+model = "tiny"
+steps = 3
+seed = 5
+
+[data]
+sources = ["scenes"]
+size = 32
+batch_size = 4
+mask_kind = "irregular"
+mask_options = { preset = "thick" }
+
+[loss]
+terms = "l1"
+
+[optimiser]
+name = "adam"
+lr = 1e-3
+"""
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(4, 6, 3, padding=1), torch.nn.ReLU())
+        self.head = torch.nn.Conv2d(6, 3, 3, padding=1)
+
+    def forward(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.head(self.body(torch.cat([image, hole], dim=1))))
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path, monkeypatch):
+    monkeypatch.setitem(training.MODELS, "tiny", Tiny)
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_RECIPE)
+    return path
+
+
+def test_every_shipped_weight_file_has_a_recipe_that_matches_its_record():
+    shipped = sorted(p.stem for p in checkpoints.WEIGHTS_DIR.glob("*.json"))
+    trained_elsewhere = {"course_features"}  # made by python -m course_lib.feature_nets train
+    assert set(recipes.names()) == set(shipped) - trained_elsewhere
+    loss_names = {
+        ("l1", None): "l1",
+        ("pconv", 0.1, False): "pconv_course",
+        ("pconv", 0.0, False): "perceptual_style_course",
+        ("pconv", 0.1, True): "pconv_course_adversarial",
+        ("mae", None): "mae",
+    }
+    for name in recipes.names():
+        recipe = recipes.load(name)
+        record = json.loads(checkpoints.weights_files(name)[1].read_text())
+        assert recipe.model in training.MODELS
+        assert (recipe.steps, recipe.seed, recipe.init) == (
+            record["steps"],
+            record["seed"],
+            record.get("init"),
+        ), name
+        assert recipe.optimiser["lr"] == record["lr"], name
+        data = {key: record["data"][key] for key in ("sources", "size", "batch_size", "mask_kind")}
+        assert {key: recipe.data[key] for key in data} == data, name
+        loss = recipe.loss
+        key = (
+            (loss["terms"], loss["weights"]["tv"], "adversarial" in loss)
+            if loss["terms"] == "pconv"
+            else (loss["terms"], None)
+        )
+        assert loss_names[key] == record["loss"], name
+        if loss["terms"] == "pconv":  # the course's weights, and style lowered from 120 to 6
+            assert loss["weights"] | {"tv": 0.1} == dict(losses.COURSE_WEIGHTS), name
+
+
+def test_the_library_reads_its_defaults_from_the_recipes():
+    assert training.DEFAULT_LR == recipes.load("pconv_unet_small").optimiser["lr"]
+    assert training.MAE_BASE_LR == recipes.load("mae_quick").optimiser["lr"]
+    assert dict(losses.COURSE_WEIGHTS) == recipes.load("ablation_full").loss["weights"]
+    assert losses.COURSE_WEIGHTS["style"] == 6.0 and losses.PAPER_WEIGHTS["style"] == 120.0
+
+
+def test_a_recipe_trains_twice_to_identical_weights(tiny_recipe, tmp_path):
+    for rerun in ("a", "b"):
+        arguments = ["--recipe", str(tiny_recipe), "--run-dir", str(tmp_path / f"run_{rerun}")]
+        assert training.main([*arguments, "--quiet", "--export", str(tmp_path / rerun)]) == 0
+    first = checkpoints.file_sha256(tmp_path / "a.pt")
+    assert first == checkpoints.file_sha256(tmp_path / "b.pt")
+    record = json.loads((tmp_path / "a.json").read_text())
+    assert (
+        record["recipe"] == "tiny" and record["recipe_sha256"] == recipes.load(tiny_recipe).sha256
+    )
+    assert record["steps"] == 3 and record["seed"] == 5 and record["data"]["size"] == 32
+    assert record["data"]["mask_options"] == {"preset": "thick"}
+    assert record["seconds"] >= 0 and "threads" in record["machine"]
+
+
+def test_a_recipe_resumes_exactly(tiny_recipe, tmp_path):
+    whole = ["--recipe", str(tiny_recipe), "--run-dir", str(tmp_path / "whole"), "--quiet"]
+    assert training.main([*whole, "--export", str(tmp_path / "whole")]) == 0
+    # The same recipe cut after one step, then resumed from its checkpoint.
+    short = tmp_path / "short.toml"
+    short.write_text(TINY_RECIPE.replace("steps = 3", "steps = 1"))
+    folder = str(tmp_path / "cut")
+    assert training.main(["--recipe", str(short), "--run-dir", folder, "--quiet"]) == 0
+    resumed = tmp_path / "tiny.toml"  # same file name: the recipe is the same run
+    arguments = ["--recipe", str(resumed), "--run-dir", folder, "--quiet"]
+    assert (
+        training.main(
+            [*arguments, "--export", str(tmp_path / "resumed"), "--checkpoint-every", "1"]
+        )
+        == 0
+    )
+    assert checkpoints.file_sha256(tmp_path / "whole.pt") == checkpoints.file_sha256(
+        tmp_path / "resumed.pt"
+    )
+
+
+def test_a_recipe_refuses_flags_it_sets_and_existing_weights(tiny_recipe, tmp_path, capsys):
+    base = ["--recipe", str(tiny_recipe), "--run-dir", str(tmp_path / "run")]
+    with pytest.raises(SystemExit):
+        training.main([*base, "--lr", "0.1"])
+    assert "copy the recipe file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a shipped recipe would replace the shipped weights
+        training.main(["--recipe", "pconv_unet_small", "--run-dir", str(tmp_path / "r")])
+    assert "--overwrite" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        training.main(["--recipe", "no_such_recipe", "--run-dir", str(tmp_path / "r")])
+    assert "no recipe 'no_such_recipe'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("steps = 3", "steps = 0"), "steps must be a whole number"),
+        (('terms = "l1"', 'terms = "l2"'), "terms must be one of"),
+        (('name = "adam"', 'name = "sgd"'), "name must be one of"),
+        (("lr = 1e-3", "lr = 5"), r"lr must be a number in \(0, 1\)"),
+        (("seed = 5", "seed = 5\nepochs = 3"), r"unknown key\(s\) \['epochs'\]"),
+        (('mask_kind = "irregular"\n', ""), r"missing key\(s\) \['mask_kind'\]"),
+        (('terms = "l1"', 'terms = "pconv"'), r"missing key\(s\) \['features', 'weights'\]"),
+        (("lr = 1e-3", "lr = 1e-3\nwarmup_fraction = 0.1"), "warmup_fraction belongs"),
+        (("[loss]", "[loss"), "not a valid TOML file"),
+    ],
+)
+def test_a_bad_recipe_is_explained(tmp_path, change, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(TINY_RECIPE.replace(*change))
+    with pytest.raises(ValueError, match=message):
+        recipes.load(path)
+
+
+def test_recipes_build_their_losses_and_optimisers():
+    full = training.build_loss(recipes.load("ablation_full").loss)
+    assert isinstance(full, losses.PConvLoss) and full.weights == dict(losses.COURSE_WEIGHTS)
+    adversarial = training.build_loss(recipes.load("ablation_adversarial").loss)
+    assert isinstance(adversarial, losses.AdversarialLoss)
+    assert (adversarial.weight, adversarial.r1_weight) == (0.1, 0.001)
+    assert training.build_loss(recipes.load("pconv_unet_small").loss) is training.hole_valid_l1
+    model = Tiny()
+    optimizer, scheduler = training.build_optimiser(
+        recipes.load("mae_quick").optimiser, model, steps=6000, batch_size=16
+    )
+    assert type(optimizer).__name__ == "AdamW" and scheduler is not None
+    # 5% of 6,000 steps warm up: the rate grows for 300 steps, then decays.
+    rates = []
+    for _ in range(302):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[298] < rates[299] == max(rates) and rates[301] < rates[299]
+    assert Path(recipes.path_of("mae_quick")).name == "mae_quick.toml"
