@@ -11,7 +11,12 @@ choices read, compared and changed without editing the library:
 * ``[loss]``: which terms (``"l1"``, the partial-convolution paper's ``"pconv"`` total loss,
   ``"mae"``), the feature network and the weights of each term, and an optional
   ``[loss.adversarial]`` table;
-* ``[optimiser]``: its name and learning rate, and its schedule.
+* ``[optimiser]``: its name and learning rate, and its schedule;
+* ``freeze_encoder_bn`` (optional): the partial-convolution paper's fine-tuning stage, with
+  the encoder's batch norms frozen (a stage is a recipe whose ``init`` is the weights of the
+  stage before);
+* ``[validation]`` (optional): every ``every`` steps, the hole-only PSNR of ``pairs`` fixed
+  validation pairs (:func:`course_lib.train.validation_pairs`) goes into the run's history.
 
 ``python -m course_lib.train --recipe NAME`` runs one (see :mod:`course_lib.train`), and the
 weights' ``.json`` record names the recipe and the sha256 of its file. The files live in
@@ -38,7 +43,15 @@ OPTIMISERS = ("adam", "mae_adamw")
 PCONV_WEIGHTS = ("valid", "hole", "perceptual", "style", "tv")
 
 # What each table may hold: key -> required? (anything else in a file is a mistake).
-_TOP = {"description": True, "model": True, "init": False, "steps": True, "seed": True}
+_TOP = {
+    "description": True,
+    "model": True,
+    "init": False,
+    "freeze_encoder_bn": False,
+    "steps": True,
+    "seed": True,
+    "validation": False,
+}
 _TABLES = {
     "data": {
         "sources": True,
@@ -47,11 +60,14 @@ _TABLES = {
         "mask_kind": True,
         "coverage": False,
         "mask_options": False,
+        "flip": False,
+        "photo_short_sides": False,
     },
     "loss": {"terms": True, "features": False, "weights": False, "adversarial": False},
     "optimiser": {"name": True, "lr": True, "warmup_fraction": False},
 }
 _ADVERSARIAL = {"weight": True, "r1_weight": True}
+_VALIDATION = {"every": True, "pairs": True}
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,8 @@ class Recipe:
     sha256: str
     path: Path
     init: str | None = None
+    freeze_encoder_bn: bool = False
+    validation: dict[str, int] | None = None
 
 
 def names() -> list[str]:
@@ -101,6 +119,8 @@ def load(name_or_path: str | Path) -> Recipe:
         raise ValueError(f"{path} is not a valid TOML file: {error}") from error
     where = path.name
     _check_keys(content, {**_TOP, **dict.fromkeys(_TABLES, True)}, where)
+    if "validation" in content:
+        _check_keys(content["validation"], _VALIDATION, f"{where} [validation]")
     for table, keys in _TABLES.items():
         if not isinstance(content[table], dict):
             raise ValueError(f"{where}: [{table}] must be a table.")
@@ -122,6 +142,8 @@ def load(name_or_path: str | Path) -> Recipe:
         optimiser=dict(content["optimiser"]),
         sha256=hashlib.sha256(raw).hexdigest(),
         init=content.get("init") or None,
+        freeze_encoder_bn=bool(content.get("freeze_encoder_bn", False)),
+        validation=dict(content["validation"]) if "validation" in content else None,
         path=path,
     )
 

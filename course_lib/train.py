@@ -101,6 +101,7 @@ class BatchSource(Protocol):
 # ---------------------------------------------------------------------------------------------
 
 SOURCES: tuple[str, ...] = ("photos", "scenes")
+VALIDATION_SCENE_SEED = 20_000  # scenes of the validation curve: neither seed 0 nor the test's
 # Items per source before the stream starts over. Below data.SEED_STRIDE, so training scenes
 # (seed 0) never coincide with the held-out scenes of course_lib.evaluate (another seed).
 POOL = 1_000_000
@@ -113,16 +114,25 @@ class InpaintingBatches:
     (B, 1, size, size)`` (1 = hole). The images of step ``i`` are items ``i * n .. i * n + n - 1``
     of each source (``n`` = its share of the batch): patches of the *training* photos
     (``PhotoPatches(split="train")``) first, then ``ProceduralScenes(seed=0)``. The masks of step
-    ``i`` come from ``masks.generate(mask_kind, ...)`` seeded with the pair ``(seed, i)``.
+    ``i`` are drawn with a generator seeded with the pair ``(seed, i)``.
 
     So a batch depends only on its step: a run resumed at step ``i`` sees exactly the data an
     uninterrupted run sees, and ``seed`` changes the holes but never the pictures.
 
     * ``sources``: ``("photos", "scenes")`` (half each), or one of them.
-    * ``coverage``: ``None`` for the mask kind's natural spread of hole sizes, or a target in
-      ``[0, 1)`` for every mask.
-    * ``mask_options``: passed on to :func:`course_lib.masks.generate`, e.g. ``preset="thick"``
-      for ``mask_kind="irregular"``.
+    * ``mask_kind``: a kind of :func:`course_lib.masks.generate` (e.g. ``"mixed"``, LaMa's
+      training mix), or a list of kinds with their options, e.g. ``[{"kind": "box"}, {"kind":
+      "irregular", "preset": "medium"}]``: each mask then picks one of them at random, so the
+      training masks can be those the evaluation uses.
+    * ``coverage``: ``None`` for the kinds' natural spread of hole sizes, a target in
+      ``[0, 1)`` for every mask, or a range ``(low, high)`` from which each mask draws its
+      own target uniformly (e.g. ``(0.02, 0.58)`` covers every evaluation band).
+    * ``mask_options``: passed on to :func:`course_lib.masks.generate` with a single kind,
+      e.g. ``preset="thick"`` for ``mask_kind="irregular"``.
+    * ``flip``: mirror half of the photo patches left-right. ``photo_short_sides``: crop the
+      photos at several scales (each photo shrunk to each of these short sides; item ``k``
+      takes scale ``k mod len``): more distinct patches from the same few photos. ``None``:
+      one scale, twice the patch size (:class:`course_lib.data.PhotoPatches`' default).
     """
 
     def __init__(
@@ -130,9 +140,11 @@ class InpaintingBatches:
         sources: Sequence[str] = SOURCES,
         size: int = 64,
         batch_size: int = 16,
-        mask_kind: str = "mixed",
+        mask_kind: str | Sequence[Mapping[str, Any]] = "mixed",
         seed: int = 0,
-        coverage: float | None = None,
+        coverage: float | Sequence[float] | None = None,
+        flip: bool = False,
+        photo_short_sides: Sequence[int] | None = None,
         **mask_options: Any,
     ) -> None:
         self.sources = (sources,) if isinstance(sources, str) else tuple(sources)
@@ -152,29 +164,60 @@ class InpaintingBatches:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
         self.size = size
         self.batch_size = batch_size
-        self.mask_kind = mask_kind
         self.seed = seed
-        self.coverage = coverage
+        self.mask_kinds = _mask_kinds(mask_kind, mask_options)  # [(kind, options), ...]
+        self.mask_kind = mask_kind if isinstance(mask_kind, str) else [dict(k) for k in mask_kind]
+        self.coverage = _coverage_setting(coverage)
         self.mask_options = dict(mask_options)
+        self.flip = bool(flip)
+        self.photo_short_sides = None if photo_short_sides is None else list(photo_short_sides)
         # The batch is shared as evenly as possible: 16 images from 2 sources = 8 + 8.
         share, extra = divmod(batch_size, len(self.sources))
         self.counts = tuple(share + (k < extra) for k in range(len(self.sources)))
+        scales = [None] if photo_short_sides is None else list(photo_short_sides)
         self._photos = (
-            PhotoPatches(size, split="train", length=POOL, seed=0)
+            [
+                PhotoPatches(size, split="train", length=POOL, seed=0, short_side=side, flip=flip)
+                for side in scales
+            ]
             if "photos" in self.sources
             else None
         )
         self._scenes = (
             ProceduralScenes(size, length=POOL, seed=0) if "scenes" in self.sources else None
         )
-        # Drawing one mask now reports a bad kind, option or coverage here, not at step 0.
-        masks.generate(mask_kind, 1, size, size, coverage, seed=0, **mask_options)
+        # Drawing one mask of each kind now reports a bad kind, option or coverage here.
+        for kind, options in self.mask_kinds:
+            low = self.coverage if not isinstance(self.coverage, tuple) else self.coverage[0]
+            masks.generate(kind, 1, size, size, low, seed=0, **options)
 
     def _image(self, source: str, index: int) -> torch.Tensor:
         """Item ``index`` of ``source``: ``(3, size, size)``."""
         if source == "photos":
-            return self._photos[index]
+            scales = len(self._photos)  # item k is crop k // scales at scale k % scales
+            return self._photos[index % scales][index // scales]
         return self._scenes[index][0]  # scenes come with their label map; keep the image
+
+    def _holes(self, generator: np.random.Generator) -> torch.Tensor:
+        """The batch's masks ``(B, 1, H, W)``."""
+        if len(self.mask_kinds) == 1 and not isinstance(self.coverage, tuple):
+            kind, options = self.mask_kinds[0]  # one call: the stream of the shipped weights
+            return masks.generate(
+                kind, self.batch_size, self.size, self.size, self.coverage,
+                generator=generator, **options,
+            )  # fmt: skip
+        holes = []
+        for _ in range(self.batch_size):  # each mask its own kind and coverage target
+            kind, options = self.mask_kinds[int(generator.integers(len(self.mask_kinds)))]
+            target = self.coverage
+            if isinstance(target, tuple):
+                target = float(generator.uniform(*target))
+            holes.append(
+                masks.generate(
+                    kind, 1, self.size, self.size, target, generator=generator, **options
+                )
+            )
+        return torch.cat(holes)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch of training step ``step``: ``(image (B, 3, H, W), hole (B, 1, H, W))``."""
@@ -186,30 +229,64 @@ class InpaintingBatches:
             images += [self._image(source, (step * count + k) % POOL) for k in range(count)]
         image = torch.stack(images)  # (B, 3, H, W)
         # One generator per (seed, step) pair: step i's masks never depend on other steps.
-        generator = np.random.default_rng((self.seed, step))
-        hole = masks.generate(
-            self.mask_kind,
-            self.batch_size,
-            self.size,
-            self.size,
-            self.coverage,
-            generator=generator,
-            **self.mask_options,
-        )  # (B, 1, H, W)
+        hole = self._holes(np.random.default_rng((self.seed, step)))  # (B, 1, H, W)
         return image, hole
 
     @property
     def config(self) -> dict[str, Any]:
         """The settings that define the stream, as plain values (stored in checkpoints)."""
-        return {
+        settings = {
             "sources": list(self.sources),
             "size": self.size,
             "batch_size": self.batch_size,
             "mask_kind": self.mask_kind,
             "seed": self.seed,
-            "coverage": self.coverage,
+            "coverage": list(self.coverage) if isinstance(self.coverage, tuple) else self.coverage,
             "mask_options": dict(self.mask_options),
         }
+        # Written only when used, so that the stream of the shipped weights keeps its record.
+        if self.flip:
+            settings["flip"] = True
+        if self.photo_short_sides is not None:
+            settings["photo_short_sides"] = self.photo_short_sides
+        return settings
+
+
+def _mask_kinds(
+    mask_kind: str | Sequence[Mapping[str, Any]], mask_options: Mapping[str, Any]
+) -> list[tuple[str, dict[str, Any]]]:
+    """``mask_kind`` as a list of ``(kind, options)``; options go with a single kind only."""
+    if isinstance(mask_kind, str):
+        return [(mask_kind, dict(mask_options))]
+    if mask_options:
+        raise ValueError(
+            f"mask options {sorted(mask_options)} go with a single mask_kind; with a list, give "
+            "each kind its options, e.g. [{'kind': 'irregular', 'preset': 'medium'}]."
+        )
+    kinds = []
+    for entry in mask_kind:
+        if not isinstance(entry, Mapping) or "kind" not in entry:
+            raise ValueError(
+                f"each entry of a mask_kind list needs a 'kind', e.g. {{'kind': 'box'}}; got "
+                f"{entry!r}."
+            )
+        options = {key: value for key, value in entry.items() if key != "kind"}
+        kinds.append((entry["kind"], options))
+    if not kinds:
+        raise ValueError("mask_kind is an empty list: name at least one kind.")
+    return kinds
+
+
+def _coverage_setting(coverage: float | Sequence[float] | None) -> float | tuple | None:
+    """``None``, one target, or a ``(low, high)`` range of targets, checked."""
+    if coverage is None or isinstance(coverage, (int, float)):
+        return coverage
+    low, high = (float(value) for value in coverage)
+    if not 0 <= low < high < 1:
+        raise ValueError(
+            f"a coverage range must be (low, high) with 0 <= low < high < 1, got {coverage!r}."
+        )
+    return low, high
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,7 +412,7 @@ CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
 DEFAULT_LR = recipes.load("pconv_unet_small").optimiser["lr"]
 MAE_BASE_LR = recipes.load("mae_quick").optimiser["lr"]
 MAE_WARMUP_FRACTION = recipes.load("mae_quick").optimiser["warmup_fraction"]
-RESERVED_KEYS = ("step", "loss")  # history keys the loop writes itself
+RESERVED_KEYS = ("step", "loss", "val_hole_psnr")  # history keys the loop writes itself
 DEFAULT_CHECKPOINT_EVERY = 500
 LR_HINT = (
     "The learning rate scales every update: try 2e-4 for Adam (the default); 0 trains nothing."
@@ -558,6 +635,45 @@ def _save_samples(
     plt.close(figure)  # figures made in a loop would otherwise pile up in memory
 
 
+def validation_pairs(size: int = 64, count: int = 64, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """``count`` fixed validation pairs ``(image (N, 3, H, W), hole (N, 1, H, W))``.
+
+    Half patches of the validation photos, half procedural scenes of their own seed: neither
+    training nor test images. The holes are the evaluation's kinds (boxes and medium
+    strokes, alternately) with coverage targets spread evenly over the six bands (1-60%).
+    """
+    check_int(count, "count", 2)
+    photos = PhotoPatches(size, split="validation", seed=seed).batch(0, count // 2)
+    scenes = ProceduralScenes(size, seed=VALIDATION_SCENE_SEED + seed).batch(0, count - count // 2)
+    images = torch.cat([photos, scenes[0]])  # (N, 3, H, W)
+    low, high = masks.COVERAGE_BANDS[0][0], masks.COVERAGE_BANDS[-1][1]
+    targets = np.linspace(low + 0.02, high - 0.02, count)
+    kinds = [("box", {}), ("irregular", {"preset": "medium"})]
+    holes = torch.cat(
+        [
+            masks.generate(kinds[k % 2][0], 1, size, size, float(t), seed=k, **kinds[k % 2][1])
+            for k, t in enumerate(targets)
+        ]
+    )  # (N, 1, H, W)
+    return images, holes
+
+
+def validation_psnr(
+    model: nn.Module, image: torch.Tensor, hole: torch.Tensor, amp: bool = False
+) -> float:
+    """Mean hole-only PSNR (dB, each pair capped at 60 dB) of the model's composites."""
+    from course_lib.evaluate import PSNR_CEILING, eval_mode
+    from course_lib.metrics import psnr
+
+    device = next(model.parameters()).device
+    image, hole = image.to(device), hole.to(device)
+    with eval_mode([model]), torch.no_grad(), _autocast(amp):
+        prediction = predict(model, image, hole).float().clamp(0, 1)
+    composite = masks.composite(image, hole, prediction)
+    scores = psnr(composite.double(), image.double(), hole=hole, region="hole")
+    return round(scores.clamp(max=PSNR_CEILING).mean().item(), 4)
+
+
 def train(
     model: nn.Module,
     loss_fn: LossFunction,
@@ -576,6 +692,8 @@ def train(
     amp: bool | None = None,
     seed: int = 0,
     progress: bool = True,
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+    validate_every: int | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``steps`` optimizer steps in total; step ``i`` uses ``data.batch(i)``.
 
@@ -596,12 +714,19 @@ def train(
       same as an uninterrupted run. A checkpoint of another model or setting is refused;
       ``resume=False`` starts over and replaces the run's files.
     * ``seed``: seeds every generator (:func:`course_lib.config.seed_everything`) at the start.
+    * ``validation``: pairs ``(image (N, 3, H, W), hole (N, 1, H, W))`` that are neither
+      training nor test data (e.g. :func:`validation_pairs`); every ``validate_every`` steps
+      and after the last, their mean hole-only PSNR (capped at 60 dB, as in every table of
+      the course) is recorded in the history as ``val_hole_psnr``: the run's learning curve.
 
     Returns a :class:`TrainResult`; the model keeps its trained weights and is left in eval mode.
     """
     check_int(steps, "steps", 1)
     _check_every("checkpoint_every", checkpoint_every)
     _check_every("sample_every", sample_every)
+    _check_every("validate_every", validate_every)
+    if (validation is None) != (validate_every is None):
+        raise ValueError("validation and validate_every go together: give both, or neither.")
     folder = _run_folder(run_dir)
     device = config.device(device)
     use_amp = _resolve_amp(amp, device)
@@ -699,6 +824,8 @@ def train(
 
         completed = step + 1
         history.append({"step": completed, "loss": value, **_parts(parts)})
+        if validation is not None and _due(completed, validate_every, steps):
+            history[-1]["val_hole_psnr"] = validation_psnr(model, *validation, amp=use_amp)
         bar.set_postfix(loss=f"{value:.4f}", refresh=False)
         if folder is not None and _due(completed, checkpoint_every, steps):
             save_checkpoint(completed)
@@ -866,6 +993,8 @@ class _Plan:
     build_optimiser: Callable[[nn.Module, int, int], tuple]
     lr: float
     recipe: recipes.Recipe | None = None
+    freeze_encoder_bn: bool = False
+    validation: dict[str, int] | None = None
 
 
 AD_HOC_FLAGS = ("profile", "steps", "lr", "loss", "init")
@@ -899,6 +1028,8 @@ def _plan_from_recipe(options: argparse.Namespace, parser: argparse.ArgumentPars
         ),
         lr=recipe.optimiser["lr"],
         recipe=recipe,
+        freeze_encoder_bn=recipe.freeze_encoder_bn,
+        validation=recipe.validation,
     )
 
 
@@ -993,10 +1124,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _machine() -> str:
-    """What the run ran on, for the weights' record."""
+    """What the run ran on, for the weights' record: the same recipe gives the same weights
+    on the same CPU kernels and thread count, and differs in the last bits elsewhere."""
     import platform
 
-    return f"{platform.machine()} {platform.processor() or platform.system()}, {torch.get_num_threads()} threads"
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    kernels = torch.backends.cpu.get_cpu_capability()
+    return f"{model}, torch CPU kernels {kernels}, {torch.get_num_threads()} threads"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1034,9 +1173,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         ) from error
     if plan.init:
         load_weights(model, plan.init)  # checked: same network, intact file
+    if plan.freeze_encoder_bn:
+        if not hasattr(model, "freeze_encoder_bn"):
+            parser.error(f"freeze_encoder_bn is a U-Net fine-tuning stage; {plan.model} has none.")
+        model.freeze_encoder_bn()
     data = InpaintingBatches(**plan.data, seed=plan.seed)
     loss_fn = plan.build_loss()
     optimizer, scheduler = plan.build_optimiser(model, plan.steps, data.batch_size)
+    validation = (  # drawn from their own seeds: the global generators are left untouched
+        None
+        if plan.validation is None
+        else validation_pairs(data.size, plan.validation["pairs"], seed=plan.seed)
+    )
     result = train(
         model,
         loss_fn,
@@ -1050,6 +1198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         resume=not options.no_resume,
         seed=plan.seed,
         progress=not options.quiet,
+        validation=validation,
+        validate_every=None if plan.validation is None else plan.validation["every"],
     )
     last = result.history[-1]
     print(

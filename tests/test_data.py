@@ -347,7 +347,7 @@ def test_too_large_patches_name_the_photo_and_the_fix():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"split": "validation"}, "unknown split 'validation'"),
+        ({"split": "valid"}, "unknown split 'valid'"),
         ({"patch_size": 4}, "patch_size must be at least 8"),
         ({"patch_size": 32.0}, "patch_size must be an int"),
         ({"short_side": 0}, "short_side must be at least 1"),

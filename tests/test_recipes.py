@@ -181,3 +181,96 @@ def test_recipes_build_their_losses_and_optimisers():
         scheduler.step()
     assert rates[298] < rates[299] == max(rates) and rates[301] < rates[299]
     assert Path(recipes.path_of("mae_quick")).name == "mae_quick.toml"
+
+
+MATCHED_RECIPE = TINY_RECIPE.replace(
+    'mask_kind = "irregular"\nmask_options = { preset = "thick" }',
+    'mask_kind = [{ kind = "box" }, { kind = "irregular", preset = "medium" }]\n'
+    "coverage = [0.05, 0.55]\nflip = true\nphoto_short_sides = [64, 96]",
+).replace('sources = ["scenes"]', 'sources = ["photos", "scenes"]') + (
+    "\n[validation]\nevery = 2\npairs = 4\n"
+)
+
+
+def test_a_recipe_matches_its_masks_to_the_evaluation_and_records_a_learning_curve(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setitem(training.MODELS, "tiny", Tiny)
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    path = tmp_path / "matched.toml"
+    path.write_text(MATCHED_RECIPE)
+    recipe = recipes.load(path)
+    assert recipe.validation == {"every": 2, "pairs": 4}
+    arguments = ["--recipe", str(path), "--run-dir", str(tmp_path / "run"), "--quiet"]
+    assert training.main([*arguments, "--export", str(tmp_path / "matched")]) == 0
+    history = json.loads((tmp_path / "run" / "history.json").read_text())["history"]
+    curve = [row.get("val_hole_psnr") for row in history]
+    assert curve[0] is None and curve[1] is not None and curve[2] is not None  # steps 2 and 3
+    assert all(0 < value <= 60 for value in curve[1:])
+    record = json.loads((tmp_path / "matched.json").read_text())
+    assert record["data"]["coverage"] == [0.05, 0.55] and record["data"]["flip"] is True
+    assert record["data"]["mask_kind"][1] == {"kind": "irregular", "preset": "medium"}
+
+
+def test_matched_masks_spread_over_the_bands_and_the_kinds():
+    from course_lib import masks
+
+    data = training.InpaintingBatches(
+        sources="scenes",
+        size=64,
+        batch_size=32,
+        mask_kind=[{"kind": "box"}, {"kind": "irregular", "preset": "medium"}],
+        coverage=(0.02, 0.58),
+    )
+    _, hole = data.batch(0)
+    coverage = masks.coverage(hole)
+    assert coverage.min() < 0.15 and coverage.max() > 0.45  # the bands, not one size
+    bands = {masks.band_of(hole[i : i + 1])[0] for i in range(len(hole))}
+    assert len(bands) >= 5
+    assert torch.equal(data.batch(3)[1], data.batch(3)[1])  # a batch depends on its step only
+    with pytest.raises(ValueError, match="coverage range"):
+        training.InpaintingBatches(sources="scenes", coverage=(0.5, 0.2))
+    with pytest.raises(ValueError, match="needs a 'kind'"):
+        training.InpaintingBatches(sources="scenes", mask_kind=[{"preset": "thick"}])
+
+
+def test_validation_pairs_are_neither_training_nor_test_images():
+    from course_lib import evaluate
+    from course_lib.data import PhotoPatches, photo_names
+
+    images, holes = training.validation_pairs(64, 8)
+    assert images.shape == (8, 3, 64, 64) and holes.shape == (8, 1, 64, 64)
+    assert not set(photo_names("validation")) & set(photo_names("train"))
+    assert not set(photo_names("validation")) & set(photo_names("test"))
+    assert PhotoPatches(64, split="validation").photos == ("grace_hopper",)
+    test_scenes = evaluate.held_out_images("scenes", 64, 4)
+    assert not any(torch.equal(image, scene) for image in images[4:] for scene in test_scenes)
+    assert torch.equal(images, training.validation_pairs(64, 8)[0])  # fixed
+
+
+def test_the_fine_tuning_stage_freezes_the_encoder_batch_norms(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    stage = TINY_RECIPE.replace(
+        'model = "tiny"', 'model = "pconv_unet_small"\nfreeze_encoder_bn = true'
+    )
+    stage = stage.replace("size = 32", "size = 64").replace("steps = 3", "steps = 1")
+    path = tmp_path / "stage2.toml"
+    path.write_text(stage)
+    arguments = ["--recipe", str(path), "--run-dir", str(tmp_path / "run"), "--quiet"]
+    assert training.main([*arguments, "--export", str(tmp_path / "stage2")]) == 0
+    from course_lib.unet import PConvUNet
+
+    trained = PConvUNet.from_config("small")
+    training.load_weights(trained, tmp_path / "stage2")
+    # A fresh network's running means are 0; a training step moves the unfrozen ones only.
+    encoder_means = [n.running_mean for n in trained.encoder_norms()]
+    assert all(torch.equal(mean, torch.zeros_like(mean)) for mean in encoder_means)  # never updated
+    decoder_norms = [m for m in trained.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert any(
+        not torch.equal(n.running_mean, torch.zeros_like(n.running_mean)) for n in decoder_norms
+    )
+    path.write_text(stage.replace('model = "pconv_unet_small"', 'model = "tiny"'))
+    monkeypatch.setitem(training.MODELS, "tiny", Tiny)
+    with pytest.raises(SystemExit):
+        training.main(["--recipe", str(path), "--run-dir", str(tmp_path / "r2"), "--quiet"])
+    assert "fine-tuning stage" in capsys.readouterr().err
