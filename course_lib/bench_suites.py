@@ -6,6 +6,7 @@ Each suite yields dicts; :mod:`course_lib.bench` prints them as JSON lines.
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Iterator
 
 import cv2
@@ -490,3 +491,91 @@ def mae_suite(args: argparse.Namespace) -> Iterator[dict]:
         "mask_ratio": model.mask_ratio,
         "steps_per_second": round(1 / seconds, 2),
     }
+
+
+# Data settings that match the evaluation (issue 14): boxes and medium strokes over every band,
+# mirrored multi-scale photo crops. One mask at a time: the stream most likely to be slow.
+MATCHED_DATA = {
+    "mask_kind": [{"kind": "box"}, {"kind": "irregular", "preset": "medium"}],
+    "coverage": [0.02, 0.58],
+    "flip": True,
+    "photo_short_sides": [128, 192, 256],
+}
+
+
+@benchmark("train")
+def train_suite(args: argparse.Namespace) -> Iterator[dict]:
+    """Lessons 03-05. Where a training step's time goes, per shipped recipe: preparing the
+    batch (images and masks), forward and loss, backward, optimiser step (medians over
+    ``--repeats`` steps after one warm-up step). The batch should take under 10% of a step."""
+    from course_lib import config, recipes
+    from course_lib.train import (
+        MODELS,
+        InpaintingBatches,
+        build_loss,
+        build_optimiser,
+        recipe_data,
+    )
+
+    where = config.device()
+
+    def clock() -> float:
+        if where.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    runs = [
+        ("pconv_unet_small", {}),
+        ("pconv_unet_small", MATCHED_DATA),
+        ("ablation_full", {}),
+        ("tiny_lama_small", {}),
+    ]
+    for name, changes in runs:
+        recipe = recipes.load(name)
+        data = InpaintingBatches(**(recipe_data(recipe) | changes), seed=recipe.seed)
+        torch.manual_seed(0)
+        model = MODELS[recipe.model]().to(where).train()
+        loss_fn = build_loss(recipe.loss)
+        if isinstance(loss_fn, torch.nn.Module):
+            loss_fn.to(where)
+        optimizer, _ = build_optimiser(recipe.optimiser, model, recipe.steps, data.batch_size)
+        phases: dict[str, list[float]] = {
+            "batch": [],
+            "forward": [],
+            "backward": [],
+            "optimiser": [],
+        }
+        for step in range(args.repeats + 1):
+            start = clock()
+            image, hole = (tensor.to(where) for tensor in data.batch(step))
+            prepared = clock()
+            loss, _ = loss_fn(model, image, hole)
+            forward = clock()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            backward = clock()
+            optimizer.step()
+            done = clock()
+            if step == 0:  # warm-up: first calls allocate and pick kernels
+                continue
+            for phase, seconds in zip(
+                phases,
+                (prepared - start, forward - prepared, backward - forward, done - backward),
+                strict=True,
+            ):
+                phases[phase].append(seconds)
+        medians = {phase: float(np.median(values)) for phase, values in phases.items()}
+        total = sum(medians.values())
+        yield {
+            "what": "training_step_phases",
+            "recipe": name,
+            "data": "matched" if changes else "recipe",
+            "device": where.type,
+            "threads": torch.get_num_threads(),
+            "batch": data.batch_size,
+            "size": data.size,
+            **{f"{phase}_seconds": round(value, 4) for phase, value in medians.items()},
+            "total_seconds": round(total, 4),
+            "batch_share": round(medians["batch"] / total, 3),
+            "target_batch_share": 0.1,
+        }

@@ -1000,6 +1000,13 @@ class _Plan:
 AD_HOC_FLAGS = ("profile", "steps", "lr", "loss", "init")
 
 
+def recipe_data(recipe: recipes.Recipe) -> dict[str, Any]:
+    """The keyword arguments of :class:`InpaintingBatches` a recipe's ``[data]`` gives (the
+    seed aside): its ``mask_options`` (e.g. a stroke preset) are keyword arguments too."""
+    data = {key: value for key, value in recipe.data.items() if key != "mask_options"}
+    return data | dict(recipe.data.get("mask_options", {}))
+
+
 def _plan_from_recipe(options: argparse.Namespace, parser: argparse.ArgumentParser) -> _Plan:
     given = [f"--{flag}" for flag in AD_HOC_FLAGS if getattr(options, flag) is not None]
     if options.model is not None or given or options.seed is not None:
@@ -1018,9 +1025,7 @@ def _plan_from_recipe(options: argparse.Namespace, parser: argparse.ArgumentPars
         init=recipe.init,
         steps=recipe.steps,
         seed=recipe.seed,
-        # mask_options (e.g. a stroke preset) are keyword arguments of InpaintingBatches.
-        data={key: value for key, value in recipe.data.items() if key != "mask_options"}
-        | dict(recipe.data.get("mask_options", {})),
+        data=recipe_data(recipe),
         loss_label=recipe.loss,
         build_loss=lambda: build_loss(recipe.loss),
         build_optimiser=lambda model, steps, batch: build_optimiser(

@@ -274,3 +274,19 @@ def test_the_fine_tuning_stage_freezes_the_encoder_batch_norms(tmp_path, monkeyp
     with pytest.raises(SystemExit):
         training.main(["--recipe", str(path), "--run-dir", str(tmp_path / "r2"), "--quiet"])
     assert "fine-tuning stage" in capsys.readouterr().err
+
+
+def test_the_train_bench_splits_a_step_into_its_phases():
+    import argparse
+
+    from course_lib.bench_suites import train_suite
+
+    records = list(train_suite(argparse.Namespace(repeats=1)))
+    assert [record["recipe"] for record in records][:2] == ["pconv_unet_small"] * 2
+    for record in records:
+        phases = [
+            record[f"{phase}_seconds"] for phase in ("batch", "forward", "backward", "optimiser")
+        ]
+        assert all(value > 0 for value in phases)
+        assert record["total_seconds"] == pytest.approx(sum(phases), abs=1e-3)
+        assert 0 < record["batch_share"] < 1
