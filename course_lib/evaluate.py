@@ -203,15 +203,6 @@ def _grid(columns: dict[str, Sequence[str]], title: str, footnote: str = "") -> 
     return "\n".join(lines + ([footnote] if footnote else []))
 
 
-def format_grid(columns: dict[str, Sequence[float | None]], title: str, digits: int = 2) -> str:
-    """Rows = coverage bands, one column of numbers per key of ``columns``; empty is ``-``."""
-    texts = {
-        name: ["-" if value is None else f"{value:.{digits}f}" for value in values]
-        for name, values in columns.items()
-    }
-    return _grid(texts, title)
-
-
 def compare(
     tables: Iterable[EvaluationTable],
     metric: str = "psnr",
@@ -397,14 +388,9 @@ def method_fingerprint(fill: FillFunction) -> str | None:
         return None
 
 
-def cache_key(
-    method: str, fill: FillFunction, images: torch.Tensor, sets: dict, per_band: int
-) -> str | None:
-    """A key that changes with the method (code, arguments, globals, weights), the images,
-    the masks and the library; ``None`` when the method cannot be fingerprinted."""
-    identity = method_fingerprint(fill)
-    if identity is None:
-        return None
+def cache_key(method: str, identity: str, images: torch.Tensor, sets: dict, per_band: int) -> str:
+    """A key that changes with the method (``identity``: its fingerprint, which follows its
+    code, arguments, globals and weights), the images, the masks and the library."""
     digest = hashlib.sha256(f"v{CACHE_VERSION}|{method}|{per_band}|{identity}|".encode())
     digest.update(fingerprint.library_hash().encode())
     digest.update(images.detach().cpu().contiguous().numpy().tobytes())
@@ -522,13 +508,18 @@ def evaluate(
     if height != width:
         raise ValueError(f"evaluation images must be square, got {height}x{width}.")
     sets = mask_sets_for(mask_set, height)
-    key = cache_key(method, fill, images, sets, per_band) if cache else None
-    if cache and key is None:
-        warnings.warn(
-            f"{method}: not cached, because what its result depends on cannot be hashed "
-            f"({_why_not_fingerprintable(fill)}); it is scored afresh every time.",
-            stacklevel=2,
-        )
+    # One walk over what the method depends on: its cache identity and the networks it uses.
+    try:
+        identity, networks = fingerprint.fingerprint(fill)
+    except fingerprint.NotFingerprintable as error:
+        identity, networks = None, fingerprint.modules_of(fill)
+        if cache:
+            warnings.warn(
+                f"{method}: not cached, because what its result depends on cannot be hashed "
+                f"({error}); it is scored afresh every time.",
+                stacklevel=2,
+            )
+    key = cache_key(method, identity, images, sets, per_band) if cache and identity else None
     cache_file = cache_directory(cache_dir) / f"{key}.json"
     if key is not None and cache_file.is_file():
         return EvaluationTable.from_json(cache_file.read_text())
@@ -538,7 +529,7 @@ def evaluate(
         table.skipped += _outside_bands(kind, given)
     target_device = torch.device(device) if device is not None else images.device
     cells = [(kind, band) for kind in sets for band in band_indices()]
-    with eval_mode(fingerprint.modules_of(fill)):
+    with eval_mode(networks):
         for kind, band in tqdm(cells, desc=f"evaluating {method}", leave=False):
             chosen = [i for i, b in enumerate(masks.band_of(sets[kind])) if b == band][:per_band]
             cell_pairs = []
@@ -570,14 +561,6 @@ def evaluate(
         temporary.write_text(table.to_json())
         os.replace(temporary, cache_file)  # atomic: a crash never leaves half a file
     return table
-
-
-def _why_not_fingerprintable(fill: FillFunction) -> str:
-    try:
-        fingerprint.fingerprint(fill)
-    except fingerprint.NotFingerprintable as error:
-        return str(error)
-    return "unknown"
 
 
 def _outside_bands(kind: str, given: torch.Tensor) -> list[str]:

@@ -73,7 +73,8 @@ def fingerprint(method: object) -> tuple[str, list[nn.Module]]:
 
 
 def modules_of(method: object) -> list[nn.Module]:
-    """Every ``nn.Module`` the method reaches (for eval mode), even if it cannot be hashed."""
+    """Every ``nn.Module`` the method reaches (for eval mode); if the method cannot be hashed,
+    the one it is or is bound to."""
     try:
         return fingerprint(method)[1]
     except NotFingerprintable:

@@ -661,17 +661,16 @@ def validation_pairs(size: int = 64, count: int = 64, seed: int = 0) -> tuple[to
 def validation_psnr(
     model: nn.Module, image: torch.Tensor, hole: torch.Tensor, amp: bool = False
 ) -> float:
-    """Mean hole-only PSNR (dB, each pair capped at 60 dB) of the model's composites."""
-    from course_lib.evaluate import PSNR_CEILING, eval_mode
-    from course_lib.metrics import psnr
+    """Mean hole-only PSNR (dB) of the model's composites, scored as every table of the
+    course scores them (:func:`course_lib.evaluate.pair_scores`: each pair capped at 60 dB)."""
+    from course_lib.evaluate import eval_mode, pair_scores
 
     device = next(model.parameters()).device
     image, hole = image.to(device), hole.to(device)
     with eval_mode([model]), torch.no_grad(), _autocast(amp):
         prediction = predict(model, image, hole).float().clamp(0, 1)
     composite = masks.composite(image, hole, prediction)
-    scores = psnr(composite.double(), image.double(), hole=hole, region="hole")
-    return round(scores.clamp(max=PSNR_CEILING).mean().item(), 4)
+    return round(pair_scores(composite, image, hole)["hole_psnr"].mean().item(), 4)
 
 
 def train(
