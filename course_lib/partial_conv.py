@@ -64,6 +64,11 @@ class PartialConv2d(nn.Conv2d):
             them; it is returned with one channel per output channel (a broadcast view, no
             copy) so that it can be concatenated with the features, channel for channel, and
             fed to the next multi-channel layer.
+        check_inputs: check the shapes of ``x`` and ``valid`` and that ``valid`` is binary on
+            every call (the default, for a layer used on its own). A network that validates
+            its mask once at its entry builds its layers with ``False``: the masks it passes
+            between layers are binary by construction, and checking them again in every layer
+            would cost a pass over every mask.
     """
 
     mask_kernel: torch.Tensor
@@ -78,6 +83,7 @@ class PartialConv2d(nn.Conv2d):
         dilation: int | tuple[int, int] = 1,
         bias: bool = True,
         multi_channel: bool = False,
+        check_inputs: bool = True,
     ) -> None:
         super().__init__(
             in_channels,
@@ -89,6 +95,7 @@ class PartialConv2d(nn.Conv2d):
             bias=bias,
         )
         self.multi_channel = multi_channel
+        self.check_inputs = check_inputs
         kernel_height, kernel_width = self.kernel_size
         # sum(1): how many mask entries one window holds.
         self.window = (in_channels if multi_channel else 1) * kernel_height * kernel_width
@@ -115,7 +122,8 @@ class PartialConv2d(nn.Conv2d):
             window saw no valid pixel, and ``new_valid``, float32 ``(B, 1, H', W')`` (or
             ``(B, C_out, H', W')`` with ``multi_channel=True``), 1 where it saw one.
         """
-        self._check_inputs(x, valid)
+        if self.check_inputs:
+            self._check_inputs(x, valid)
         # The mask path: counts of valid pixels are integers up to C_in*k*k, exact in float32
         # but not in float16/bfloat16 (inexact above 2048/256; float16 overflows above 65504),
         # so it runs in float32 with autocast off. It needs no gradient: the mask is not learned.

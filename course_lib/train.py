@@ -856,6 +856,7 @@ def _named(module: str, class_name: str, name: str = "small") -> Callable[[], nn
 MODELS: dict[str, Callable[[], nn.Module]] = {
     "pconv_unet_small": _named("unet", "PConvUNet"),
     "conv_unet_small": _named("unet", "ConvUNet"),
+    "plain_conv_unet_small": _named("unet", "PlainConvUNet"),
     "tiny_lama_small": _named("ffc", "TinyLaMa"),
     "conv_lama_small": _named("ffc", "ConvLaMa"),
     "mae_quick": _named("mae", "MaskedAutoencoder", "quick"),

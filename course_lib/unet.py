@@ -12,6 +12,10 @@ image with its holes zeroed. Same kernels, strides, widths, batch norms and acti
 within 0.2 % of the parameters (the hole channel's weights), so that the lesson compares the
 layers and nothing else.
 
+:class:`PlainConvUNet` is the baseline the partial-convolution paper beat: the same plain
+network without the hole channel, its holes filled with grey, so it must tell a hole from a
+grey region by itself.
+
 Both take the course's convention, ``forward(image, hole)`` with **1 = hole**, hide the hole
 pixels from the network (they are zeroed before anything else), pad the image up to a
 multiple of ``2**depth`` (the padding counts as hole) and crop back. They return the raw
@@ -36,7 +40,7 @@ from course_lib import masks
 from course_lib.partial_conv import PartialConv2d
 from course_lib.validate import check_image, check_known_pixels, check_mask
 
-__all__ = ["CONFIGS", "ConvUNet", "PConvUNet"]
+__all__ = ["CONFIGS", "ConvUNet", "PConvUNet", "PlainConvUNet"]
 
 CONFIGS: dict[str, dict[str, object]] = {
     "paper512": {
@@ -241,6 +245,7 @@ class _PartialBlock(nn.Module):
             padding=kernel_size // 2,
             bias=not norm,
             multi_channel=True,
+            check_inputs=False,  # the network checks its hole mask once, at its entry
         )
         self.norm = nn.BatchNorm2d(out_channels) if norm else nn.Identity()
         self.activation = activation if activation is not None else nn.Identity()
@@ -351,6 +356,8 @@ class ConvUNet(_UNetBase):
     4-channel input. Arguments as for :class:`PConvUNet`.
     """
 
+    mask_channels = 1  # the hole mask is an input channel
+
     def __init__(
         self,
         depth: int = 8,
@@ -360,7 +367,8 @@ class ConvUNet(_UNetBase):
         out_channels: int = 3,
     ) -> None:
         super().__init__(depth, channels, kernels, in_channels, out_channels)
-        widths = (in_channels + 1, *self.channels)  # the image plus the hole channel
+        # The image plus the hole channel (the paper's baseline, below, has no hole channel).
+        widths = (in_channels + self.mask_channels, *self.channels)
         self.encoder = nn.ModuleList(
             _conv_block(widths[i], widths[i + 1], kernels[i], 2, i > 0, nn.ReLU())
             for i in range(depth)
@@ -378,7 +386,7 @@ class ConvUNet(_UNetBase):
         )
 
     def _predict(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([image, hole], dim=1)  # (B, C_in + 1, H, W), holes already zeroed
+        x = self._network_input(image, hole)  # (B, C_in + mask_channels, H, W)
         skips = []
         for block in self.encoder:
             skips.append(x)
@@ -387,3 +395,25 @@ class ConvUNet(_UNetBase):
             x = F.interpolate(x, scale_factor=2, mode="nearest")  # (B, C, 2H, 2W)
             x = block(torch.cat([x, skips.pop()], dim=1))
         return x
+
+    def _network_input(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        """The image with its holes zeroed, and the hole mask as one more channel."""
+        return torch.cat([image, hole], dim=1)  # (B, C_in + 1, H, W), holes already zeroed
+
+
+class PlainConvUNet(ConvUNet):
+    """The partial-convolution paper's baseline: :class:`ConvUNet` without the hole channel.
+
+    The paper compares its layer with the same network built of plain convolutions whose
+    holes are filled with the mean pixel value (127.5 of 255) and which is *not told* where
+    they are: it has to recognise a hole by its flat grey. :class:`ConvUNet`, which gets the
+    mask as a channel, is the stronger, modern baseline; this one is the comparison the paper
+    made. Arguments as for :class:`PConvUNet`.
+    """
+
+    mask_channels = 0  # no mask channel: the network must find the holes itself
+    HOLE_VALUE = 0.5  # the paper's mean pixel value, 127.5 / 255
+
+    def _network_input(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        """The image with its holes (already zeroed) filled with grey; no mask channel."""
+        return image + self.HOLE_VALUE * hole  # (B, C_in, H, W)

@@ -352,3 +352,30 @@ def test_error_message_points_to_to_valid() -> None:
         layer(torch.randn(2, 3, 16, 16), hole[:, :, :8])
     y, _ = layer(torch.randn(2, 3, 16, 16), masks.to_valid(hole))
     assert y.shape == (2, 4, 16, 16)
+
+
+def test_unchecked_layers_compute_the_same_and_the_network_checks_at_its_entry() -> None:
+    """A network's layers skip the per-call checks (check_inputs=False) and give exactly what
+    checked layers give; the network itself still refuses a non-binary hole mask, once."""
+    checked = PartialConv2d(3, 4, 3, padding=1, multi_channel=True)
+    unchecked = PartialConv2d(3, 4, 3, padding=1, multi_channel=True, check_inputs=False)
+    unchecked.load_state_dict(checked.state_dict())
+    x = torch.randn(2, 3, 16, 16)
+    valid = masks.to_valid(masks.generate("box", 2, 16, 16, coverage=0.3, seed=0)).expand(
+        -1, 3, -1, -1
+    )
+    for a, b in zip(checked(x, valid), unchecked(x, valid), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="binary"):
+        checked(x, valid * 0.5)
+    unchecked(x, valid * 0.5)  # not checked here: its network checked the mask at its entry
+
+    from course_lib.unet import PConvUNet
+
+    network = PConvUNet.small().eval()
+    assert not any(
+        layer.check_inputs for layer in network.modules() if isinstance(layer, PartialConv2d)
+    )
+    hole = masks.generate("box", 1, 32, 32, coverage=0.3, seed=0)
+    with pytest.raises(ValueError, match="binary"):
+        network(torch.rand(1, 3, 32, 32), hole * 0.5)

@@ -6,9 +6,9 @@ from network_helpers import image_and_hole, model
 from torch import nn
 
 from course_lib import masks
-from course_lib.unet import CONFIGS, ConvUNet, PConvUNet
+from course_lib.unet import CONFIGS, ConvUNet, PConvUNet, PlainConvUNet
 
-MODELS = [PConvUNet, ConvUNet]
+MODELS = [PConvUNet, ConvUNet, PlainConvUNet]
 
 
 def expected_parameters(config: str, plain: bool) -> int:
@@ -53,6 +53,8 @@ def test_parameter_counts(config: str) -> None:
     assert plain.parameter_count() == expected_parameters(config, plain=True)
     # The twins differ only by the hole channel's weights: well within 1%.
     assert abs(plain.parameter_count() / partial.parameter_count() - 1) < 0.01
+    # The paper's baseline has no hole channel: exactly the partial network's parameters.
+    assert PlainConvUNet.from_config(config).parameter_count() == partial.parameter_count()
     if config == "paper512":
         assert partial.parameter_count() == 32_859_796
     if config == "small":
@@ -66,6 +68,19 @@ def test_hole_pixels_do_not_influence_the_output(model_class: type) -> None:
     scrambled = torch.where(hole.bool(), torch.rand_like(image), image)
     with torch.no_grad():
         assert torch.equal(network(image, hole), network(scrambled, hole))
+
+
+def test_the_papers_baseline_cannot_tell_a_hole_from_grey() -> None:
+    """PlainConvUNet is not told where the holes are: a hole looks exactly like known pixels
+    of the paper's mean grey. ConvUNet, which gets the mask, sees the difference."""
+    image, hole = image_and_hole(2, 64, 64)
+    grey = torch.where(hole.bool(), torch.full_like(image, 0.5), image)
+    no_hole = torch.zeros_like(hole)
+    with torch.no_grad():
+        plain = model(PlainConvUNet)
+        assert torch.equal(plain(image, hole), plain(grey, no_hole))
+        told = model(ConvUNet)
+        assert not torch.allclose(told(image, hole), told(grey, no_hole))
 
 
 @pytest.mark.parametrize("model_class", MODELS)
