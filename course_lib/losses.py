@@ -25,8 +25,8 @@ adversary:
 * :func:`r1_penalty`: keeps the discriminator's gradient small on real images.
 * :func:`feature_matching_loss`: the fake's discriminator features should look like the real's.
 * :class:`HighReceptiveFieldPerceptual`: a perceptual loss through a network that sees far.
-* :class:`AdversarialLoss`: any of the training losses above plus an adversary that trains in
-  the same step (lesson 04's ablation).
+* :class:`AdversarialLoss`: any of the training losses above plus an adversary's judgement,
+  and the adversary's own loss (lesson 04's ablation); the trainer steps both networks.
 
 Conventions: images ``(B, C, H, W)``, masks ``(B, 1, H, W)`` with **1 = hole**; ``output`` is
 the network's raw prediction (it may leave ``[0, 1]``), ``composite = hole * output + (1 -
@@ -534,21 +534,24 @@ def feature_matching_loss(real_features: Maps, fake_features: Maps) -> torch.Ten
 
 
 class AdversarialLoss(nn.Module):
-    """A reconstruction loss plus an adversary that learns in the same step (lesson 04).
+    """A reconstruction loss plus an adversary's judgement (lesson 04). Computes losses only.
 
     ``loss_fn = AdversarialLoss(PConvLoss(...))`` is a training loss for
-    :func:`course_lib.train.train`. Each call:
+    :func:`course_lib.train.train`, which owns the optimisation of both networks: at every
+    step it updates the generator with this module's loss, then the discriminator with
+    :meth:`discriminator_loss` on the same step's composite.
 
-    1. **Discriminator step** (its own Adam optimiser, float32): real images against the
-       *detached* composites, with LaMa's labels (:func:`nonsaturating_d_loss` with the hole
-       map: only made-up patches of a fake are fake) plus ``r1_weight *`` :func:`r1_penalty`.
-    2. **Generator loss**: ``base`` loss ``+ weight *`` :func:`nonsaturating_g_loss` of the
-       composite, judged on its made-up patches only. The loop's ``backward`` also reaches the
-       discriminator's weights; the next step clears those gradients before using its own.
+    * ``forward(model, image, hole)``: the ``base`` loss ``+ weight *``
+      :func:`nonsaturating_g_loss` of the composite, judged on its made-up patches only.
+      ``parts`` are the base loss's parts plus ``"adversarial"`` (the generator's term). The
+      detached composite is kept as :attr:`last_fake` for the discriminator's step.
+    * ``discriminator_loss(image, fake, hole)``: real images against the fakes, with LaMa's
+      labels (:func:`nonsaturating_d_loss` with the hole map: only made-up patches of a fake
+      are fake), plus ``r1_weight *`` :func:`r1_penalty`; its parts are ``"d_loss"`` and
+      ``"r1"``.
 
-    ``parts`` are the base loss's parts plus ``"adversarial"`` (the generator's term),
-    ``"d_loss"`` and ``"r1"``. The discriminator's weights and its optimiser's state are part
-    of this module's ``state_dict``, so a checkpointed run resumes exactly.
+    The discriminator is a submodule, so its weights are in this module's ``state_dict`` and
+    in a run's checkpoint; its optimiser belongs to the trainer, which checkpoints it too.
     """
 
     def __init__(
@@ -557,61 +560,48 @@ class AdversarialLoss(nn.Module):
         discriminator: nn.Module | None = None,
         weight: float = 0.1,
         r1_weight: float = 0.001,
-        lr: float = 2e-4,
     ) -> None:
         super().__init__()
         self.base = base
         self.discriminator = discriminator if discriminator is not None else PatchDiscriminator()
         self.weight = float(weight)
         self.r1_weight = float(r1_weight)
-        self.d_optimizer = torch.optim.Adam(
-            self.discriminator.parameters(), lr=lr, betas=(0.5, 0.999)
-        )
+        self.last_fake: torch.Tensor | None = None
 
     def extra_repr(self) -> str:
         return f"weight={self.weight}, r1_weight={self.r1_weight}"
 
-    def get_extra_state(self) -> dict:
-        return {"d_optimizer": self.d_optimizer.state_dict()}
-
-    def set_extra_state(self, state: dict) -> None:
-        self.d_optimizer.load_state_dict(state["d_optimizer"])
-
-    def discriminator_step(
-        self, image: torch.Tensor, composite: torch.Tensor, hole: torch.Tensor
-    ) -> dict[str, float]:
-        """One update of the discriminator; returns ``{"d_loss", "r1"}``."""
-        self.discriminator.to(image.device)
-        # float32 whatever the loop's autocast: this step has no gradient scaler of its own.
-        with torch.autocast(image.device.type, enabled=False):
-            real = image.detach().float().requires_grad_(True)  # R1 needs d logits / d pixels
-            real_logits = self.discriminator(real)  # (B, 1, h, w)
-            fake_logits = self.discriminator(composite.detach().float())
-            fake_map = downsample_hole(hole, fake_logits.shape[-2:])  # (B, 1, h, w)
-            r1 = r1_penalty(real, real_logits)
-            d_loss = nonsaturating_d_loss(real_logits, fake_logits, fake_map)
-            self.d_optimizer.zero_grad(set_to_none=True)
-            (d_loss + self.r1_weight * r1).backward()
-            self.d_optimizer.step()
-        return {"d_loss": d_loss.item(), "r1": r1.item()}
-
     def forward(
         self, model: nn.Module, image: torch.Tensor, hole: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """``(loss, parts)`` for :func:`course_lib.train.train`, after one discriminator step."""
+        """``(loss, parts)`` of the generator for :func:`course_lib.train.train`."""
         from course_lib.train import predict  # see PConvLoss.forward: no import cycle
 
         output = predict(model, image, hole).float()  # (B, 3, H, W)
-        composite = masks.composite(image.float(), hole, output)
-        parts = self.discriminator_step(image, composite, hole)
+        composite = masks.composite(image.float(), hole, output)  # (B, 3, H, W)
+        self.last_fake = composite.detach()
         terms = self.base.terms(output, image.float(), hole)
-        fake_logits = self.discriminator(composite)
+        fake_logits = self.discriminator(composite)  # (B, 1, h, w)
         adversarial = nonsaturating_g_loss(
             fake_logits, downsample_hole(hole, fake_logits.shape[-2:])
         )
         values = torch.stack([*terms.values(), adversarial]).tolist()
-        parts.update(zip([*terms, "adversarial"], values, strict=True))
+        parts = dict(zip([*terms, "adversarial"], values, strict=True))
         return self.base.combine(terms) + self.weight * adversarial, parts
+
+    def discriminator_loss(
+        self, image: torch.Tensor, fake: torch.Tensor, hole: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``(loss, {"d_loss", "r1"})`` of the discriminator on real ``image`` and ``fake``
+        composites (detached), in float32 whatever the loop's autocast."""
+        with torch.autocast(image.device.type, enabled=False):
+            real = image.detach().float().requires_grad_(True)  # R1 needs d logits / d pixels
+            real_logits = self.discriminator(real)  # (B, 1, h, w)
+            fake_logits = self.discriminator(fake.detach().float())
+            fake_map = downsample_hole(hole, fake_logits.shape[-2:])  # (B, 1, h, w)
+            r1 = r1_penalty(real, real_logits)
+            d_loss = nonsaturating_d_loss(real_logits, fake_logits, fake_map)
+        return d_loss + self.r1_weight * r1, {"d_loss": d_loss.item(), "r1": r1.item()}
 
 
 class HighReceptiveFieldPerceptual(nn.Module):

@@ -11,7 +11,9 @@ choices read, compared and changed without editing the library:
 * ``[loss]``: which terms (``"l1"``, the partial-convolution paper's ``"pconv"`` total loss,
   ``"mae"``), the feature network and the weights of each term, and an optional
   ``[loss.adversarial]`` table;
-* ``[optimiser]``: its name and learning rate, and its schedule;
+* ``[optimiser]``: its name and learning rate, and its schedule; optionally
+  ``clip_grad_norm`` (clip each network's gradients to this norm) and, with an adversarial
+  loss, ``discriminator_lr`` (the discriminator's Adam; default the generator's default rate);
 * ``freeze_encoder_bn`` (optional): the partial-convolution paper's fine-tuning stage, with
   the encoder's batch norms frozen (a stage is a recipe whose ``init`` is the weights of the
   stage before);
@@ -64,7 +66,13 @@ _TABLES = {
         "photo_short_sides": False,
     },
     "loss": {"terms": True, "features": False, "weights": False, "adversarial": False},
-    "optimiser": {"name": True, "lr": True, "warmup_fraction": False},
+    "optimiser": {
+        "name": True,
+        "lr": True,
+        "warmup_fraction": False,
+        "clip_grad_norm": False,
+        "discriminator_lr": False,
+    },
 }
 _ADVERSARIAL = {"weight": True, "r1_weight": True}
 _VALIDATION = {"every": True, "pairs": True}
@@ -127,6 +135,11 @@ def load(name_or_path: str | Path) -> Recipe:
         _check_keys(content[table], keys, f"{where} [{table}]")
     _check_loss(content["loss"], where)
     _check_optimiser(content["optimiser"], where)
+    if "discriminator_lr" in content["optimiser"] and "adversarial" not in content["loss"]:
+        raise ValueError(
+            f"{where} [optimiser]: discriminator_lr needs an adversarial loss "
+            "([loss.adversarial]); remove it or add the adversary."
+        )
     for key in ("steps", "seed"):
         value = content[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < (key == "steps"):
@@ -182,9 +195,17 @@ def _check_optimiser(optimiser: dict, where: str) -> None:
         raise ValueError(
             f"{where} [optimiser]: name must be one of {OPTIMISERS}, got {optimiser['name']!r}."
         )
-    lr = optimiser["lr"]
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < 1:
-        raise ValueError(f"{where} [optimiser]: lr must be a number in (0, 1), got {lr!r}.")
+    for key in ("lr", "discriminator_lr"):
+        rate = optimiser.get(key, 1e-4)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1:
+            raise ValueError(
+                f"{where} [optimiser]: {key} must be a number in (0, 1), got {rate!r}."
+            )
+    clip = optimiser.get("clip_grad_norm", 1.0)
+    if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0:
+        raise ValueError(
+            f"{where} [optimiser]: clip_grad_norm must be a positive number, got {clip!r}."
+        )
     if (optimiser["name"] == "mae_adamw") != ("warmup_fraction" in optimiser):
         raise ValueError(
             f"{where} [optimiser]: warmup_fraction belongs to mae_adamw (its warm-up), and "

@@ -58,6 +58,7 @@ from tqdm.auto import tqdm
 from course_lib import config, masks, recipes, viz
 from course_lib.checkpoints import (
     export_weights,
+    file_sha256,
     first_difference,
     load_checkpoint,
     load_weights,
@@ -405,14 +406,17 @@ class TrainResult:
 CHECKPOINT_FILE = "checkpoint.pt"
 HISTORY_FILE = "history.json"
 SAMPLES_DIR = "samples"
-CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
+CHECKPOINT_FORMAT = 2  # bump when the checkpoint layout changes
 # Defaults of the command line and of train(), read from the recipes of the shipped weights
 # (course_lib/recipes) so that no rate is written twice: Adam's rate of lesson 03's networks,
 # and the MAE's base rate per 256 images and warm-up of lesson 06.
-DEFAULT_LR = recipes.load("pconv_unet_small").optimiser["lr"]
+DEFAULT_LR = recipes.load("pconv_unet_small_stage1").optimiser["lr"]
 MAE_BASE_LR = recipes.load("mae_quick").optimiser["lr"]
 MAE_WARMUP_FRACTION = recipes.load("mae_quick").optimiser["warmup_fraction"]
 RESERVED_KEYS = ("step", "loss", "val_hole_psnr")  # history keys the loop writes itself
+# The discriminator's Adam (lesson 04): beta1 = 0.5, the usual choice for GANs since DCGAN,
+# so that its momentum does not carry it far past a generator that keeps moving.
+DISCRIMINATOR_BETAS = (0.5, 0.999)
 DEFAULT_CHECKPOINT_EVERY = 500
 LR_HINT = (
     "The learning rate scales every update: try 2e-4 for Adam (the default); 0 trains nothing."
@@ -476,6 +480,7 @@ def _run_config(
     loss_fn: LossFunction,
     data: BatchSource,
     seed: int,
+    clip_grad_norm: float | None = None,
 ) -> dict[str, Any]:
     """What defines a run; a checkpoint may only be continued by a run with the same values.
 
@@ -492,7 +497,7 @@ def _run_config(
         "loss": _loss_identity(loss_fn),
         "data": getattr(data, "config", type(data).__qualname__),
         "seed": seed,
-    }
+    } | ({"clip_grad_norm": clip_grad_norm} if clip_grad_norm is not None else {})
 
 
 def _loss_identity(loss_fn: LossFunction) -> str:
@@ -504,7 +509,7 @@ def _loss_identity(loss_fn: LossFunction) -> str:
     digest = hashlib.sha256(repr(loss_fn).encode())
     for key, tensor in loss_fn.state_dict().items():
         if not isinstance(tensor, torch.Tensor):
-            continue  # extra state, e.g. an adversary's optimiser: not a setting
+            continue  # extra state: not a setting
         digest.update(key.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return f"{name} {digest.hexdigest()[:16]}"
@@ -594,6 +599,25 @@ def _checked_loss(result: object, loss_fn: LossFunction) -> tuple[torch.Tensor, 
     if not isinstance(parts, Mapping):
         raise ValueError(f"{expected}; its parts are a {type(parts).__name__}, not a dict.")
     return loss, parts
+
+
+def _discriminator_step(
+    adversary: Any,
+    optimizer: torch.optim.Optimizer,
+    image: torch.Tensor,
+    hole: torch.Tensor,
+    clip_grad_norm: float | None,
+) -> dict[str, float]:
+    """One update of an adversarial loss's discriminator on the composites of the generator's
+    step (``adversary.last_fake``); returns its parts. Float32, so no gradient scaler."""
+    loss, parts = adversary.discriminator_loss(image, adversary.last_fake, hole)
+    # zero_grad also clears what the generator's backward left in the discriminator's weights.
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_grad_norm is not None:
+        nn.utils.clip_grad_norm_(adversary.discriminator.parameters(), clip_grad_norm)
+    optimizer.step()
+    return parts
 
 
 def _due(completed: int, every: int | None, steps: int) -> bool:
@@ -693,6 +717,8 @@ def train(
     progress: bool = True,
     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
     validate_every: int | None = None,
+    discriminator_optimizer: torch.optim.Optimizer | None = None,
+    clip_grad_norm: float | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``steps`` optimizer steps in total; step ``i`` uses ``data.batch(i)``.
 
@@ -717,6 +743,14 @@ def train(
       training nor test data (e.g. :func:`validation_pairs`); every ``validate_every`` steps
       and after the last, their mean hole-only PSNR (capped at 60 dB, as in every table of
       the course) is recorded in the history as ``val_hole_psnr``: the run's learning curve.
+    * An adversarial loss (one with a ``discriminator`` and a ``discriminator_loss``, e.g.
+      :class:`course_lib.losses.AdversarialLoss`): after each generator update the loop
+      updates the discriminator on the same step's composites, with
+      ``discriminator_optimizer`` (default Adam at 2e-4, betas :data:`DISCRIMINATOR_BETAS`);
+      its parts ``d_loss`` and ``r1`` join the history, and its weights and optimiser state
+      the checkpoint.
+    * ``clip_grad_norm``: clip the gradients of each network to this norm before its update
+      (LaMa clips at 1); ``None``: no clipping.
 
     Returns a :class:`TrainResult`; the model keeps its trained weights and is left in eval mode.
     """
@@ -733,18 +767,32 @@ def train(
         raise ValueError("pass lr to your optimizer, or pass lr without an optimizer; not both.")
     if lr is not None:
         lr = check_number(lr, "lr", minimum=0.0, hint=LR_HINT)
+    if clip_grad_norm is not None:
+        clip_grad_norm = check_number(clip_grad_norm, "clip_grad_norm", minimum=0.0)
+    adversary = loss_fn if hasattr(loss_fn, "discriminator_loss") else None
+    if discriminator_optimizer is not None and adversary is None:
+        raise ValueError(
+            "discriminator_optimizer was given, but the loss has no discriminator; use an "
+            "adversarial loss (losses.AdversarialLoss) or leave discriminator_optimizer out."
+        )
     config.seed_everything(seed)
+    # Every network on the device first (feature networks, a discriminator), then the
+    # optimisers: a checkpoint's optimiser state is loaded onto the parameters' device.
     model.to(device)
-    if isinstance(loss_fn, nn.Module):  # feature networks, a discriminator and its optimiser
-        loss_fn.to(device)  # on the device before a checkpoint's state is loaded into them
+    if isinstance(loss_fn, nn.Module):
+        loss_fn.to(device)
     if optimizer is None:
         optimizer = torch.optim.Adam(model.parameters(), lr=DEFAULT_LR if lr is None else lr)
+    if adversary is not None and discriminator_optimizer is None:
+        discriminator_optimizer = torch.optim.Adam(
+            adversary.discriminator.parameters(), lr=DEFAULT_LR, betas=DISCRIMINATOR_BETAS
+        )
     if scheduler is not None and scheduler.optimizer is not optimizer:
         raise ValueError("the scheduler must belong to the optimizer passed to train().")
     # The scaler multiplies the loss so that small float16 gradients do not round to zero;
     # disabled (a no-op) without mixed precision, so there is only one code path.
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    run_config = _run_config(model, optimizer, scheduler, loss_fn, data, seed)
+    run_config = _run_config(model, optimizer, scheduler, loss_fn, data, seed, clip_grad_norm)
 
     start, history = 0, []
     if folder is not None:
@@ -769,6 +817,8 @@ def train(
             if isinstance(loss_fn, nn.Module) and checkpoint.get("loss") is not None:
                 loss_fn.load_state_dict(checkpoint["loss"])  # e.g. an adversary's weights
             optimizer.load_state_dict(checkpoint["optimizer"])
+            if discriminator_optimizer is not None:
+                discriminator_optimizer.load_state_dict(checkpoint["discriminator_optimizer"])
             if scheduler is not None:
                 scheduler.load_state_dict(checkpoint["scheduler"])
             if use_amp and checkpoint["scaler"]:  # empty when the run so far had no AMP
@@ -787,6 +837,9 @@ def train(
             # A loss can learn too (lesson 04's adversary): its state resumes with the run.
             "loss": loss_fn.state_dict() if isinstance(loss_fn, nn.Module) else None,
             "optimizer": optimizer.state_dict(),
+            "discriminator_optimizer": (
+                discriminator_optimizer.state_dict() if discriminator_optimizer else None
+            ),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "scaler": scaler.state_dict(),
             "rng": _rng_states(device),
@@ -816,10 +869,18 @@ def train(
             )
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if clip_grad_norm is not None:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+            nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
         scaler.step(optimizer)  # skips the step if float16 gradients overflowed
         scaler.update()
         if scheduler is not None:
             scheduler.step()
+        if adversary is not None:
+            step_parts = _discriminator_step(
+                adversary, discriminator_optimizer, image, hole, clip_grad_norm
+            )
+            parts = {**parts, **step_parts}
 
         completed = step + 1
         history.append({"step": completed, "loss": value, **_parts(parts)})
@@ -995,6 +1056,8 @@ class _Plan:
     recipe: recipes.Recipe | None = None
     freeze_encoder_bn: bool = False
     validation: dict[str, int] | None = None
+    clip_grad_norm: float | None = None
+    discriminator_lr: float | None = None
 
 
 AD_HOC_FLAGS = ("profile", "steps", "lr", "loss", "init")
@@ -1035,6 +1098,8 @@ def _plan_from_recipe(options: argparse.Namespace, parser: argparse.ArgumentPars
         recipe=recipe,
         freeze_encoder_bn=recipe.freeze_encoder_bn,
         validation=recipe.validation,
+        clip_grad_norm=recipe.optimiser.get("clip_grad_norm"),
+        discriminator_lr=recipe.optimiser.get("discriminator_lr"),
     )
 
 
@@ -1185,6 +1250,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = InpaintingBatches(**plan.data, seed=plan.seed)
     loss_fn = plan.build_loss()
     optimizer, scheduler = plan.build_optimiser(model, plan.steps, data.batch_size)
+    discriminator_optimizer = (
+        None
+        if plan.discriminator_lr is None
+        else torch.optim.Adam(
+            loss_fn.discriminator.parameters(), lr=plan.discriminator_lr, betas=DISCRIMINATOR_BETAS
+        )
+    )
     # The same pairs whatever the run's seed, so that learning curves of recipes compare; drawn
     # from their own generators, so the global ones (and the run) are left untouched.
     validation = (
@@ -1205,6 +1277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress=not options.quiet,
         validation=validation,
         validate_every=None if plan.validation is None else plan.validation["every"],
+        discriminator_optimizer=discriminator_optimizer,
+        clip_grad_norm=plan.clip_grad_norm,
     )
     last = result.history[-1]
     print(
@@ -1220,6 +1294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
             "steps": plan.steps,
             "init": plan.init,
+            # Which file the run started from: a later stage 1 of the same name is another one.
+            "init_sha256": file_sha256(weights_files(plan.init)[0]) if plan.init else None,
             "loss": plan.loss_label,
             "lr": plan.lr,
             "optimizer": type(optimizer).__name__,

@@ -571,45 +571,85 @@ def adversarial_example() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return rand(2, 3, 16, 16, seed=3), random_hole(size=16), rand(2, 3, 16, 16, seed=2)
 
 
-def test_adversarial_loss_steps_the_discriminator_then_judges_the_composite():
+def test_adversarial_loss_judges_the_composite_and_trains_nothing_itself():
     image, hole, prediction = adversarial_example()
     loss_fn = adversarial_setup()
     before = [p.detach().clone() for p in loss_fn.discriminator.parameters()]
     loss, parts = loss_fn(FixedPrediction(prediction), image, hole)
+    # A loss computes losses: the discriminator's weights are the trainer's to change.
     after = list(loss_fn.discriminator.parameters())
-    assert any(not torch.equal(old, new) for old, new in zip(before, after, strict=True))
-    assert set(parts) == {*losses.WEIGHT_OF, "adversarial", "d_loss", "r1"}
-    # The generator's term uses the updated discriminator, on the made-up patches only.
+    assert all(torch.equal(old, new) for old, new in zip(before, after, strict=True))
+    assert set(parts) == {*losses.WEIGHT_OF, "adversarial"}
     composite = hole * prediction + (1 - hole) * image
+    assert torch.allclose(loss_fn.last_fake, composite) and not loss_fn.last_fake.requires_grad
+    # The generator's term, on the made-up patches only.
     with torch.no_grad():
         logits = loss_fn.discriminator(composite)
         cost = F.softplus(-logits) * F.adaptive_avg_pool2d(hole, logits.shape[-2:])
         base, _ = loss_fn.base(FixedPrediction(prediction), image, hole)
     assert parts["adversarial"] == pytest.approx(cost.mean().item(), rel=1e-5)
     assert loss.item() == pytest.approx(base.item() + 0.5 * cost.mean().item(), rel=1e-5)
-    # The discriminator's step started from the old weights: d_loss is theirs.
-    fresh = adversarial_setup()
-    with torch.no_grad():
-        real_logits = fresh.discriminator(image)
-        fake_logits = fresh.discriminator(composite)
-        expected = losses.nonsaturating_d_loss(
-            real_logits, fake_logits, losses.downsample_hole(hole, fake_logits.shape[-2:])
-        )
-    assert parts["d_loss"] == pytest.approx(expected.item(), rel=1e-5)
 
 
-def test_adversarial_loss_keeps_its_optimiser_in_its_state_dict():
+def test_the_discriminator_loss_is_lamas_with_the_r1_penalty():
     image, hole, prediction = adversarial_example()
-    trained = adversarial_setup()
-    trained(FixedPrediction(prediction), image, hole)
-    state = trained.state_dict()
-    assert state["_extra_state"]["d_optimizer"]["state"], "Adam's moments must be saved"
-    copy = adversarial_setup(seed=5)
-    copy.load_state_dict(state)
-    _, next_parts = trained(FixedPrediction(prediction), image, hole)
-    _, copy_parts = copy(FixedPrediction(prediction), image, hole)
-    # Equal up to float rounding (the loaded Adam state may take another kernel path).
-    assert copy_parts == pytest.approx(next_parts, rel=1e-5)
+    loss_fn = adversarial_setup()
+    fake = hole * prediction + (1 - hole) * image
+    loss, parts = loss_fn.discriminator_loss(image, fake, hole)
+    real = image.clone().requires_grad_(True)
+    real_logits = loss_fn.discriminator(real)
+    fake_logits = loss_fn.discriminator(fake)
+    labels = F.adaptive_avg_pool2d(hole, fake_logits.shape[-2:])  # hole fraction per patch
+    expected = (
+        F.softplus(-real_logits).mean()
+        + (labels * F.softplus(fake_logits) + (1 - labels) * F.softplus(-fake_logits)).mean()
+    )
+    (gradient,) = torch.autograd.grad(real_logits.sum(), real)
+    r1 = gradient.pow(2).sum(dim=(1, 2, 3)).mean()
+    assert parts["d_loss"] == pytest.approx(expected.item(), rel=1e-5)
+    assert parts["r1"] == pytest.approx(r1.item(), rel=1e-4)
+    assert loss.item() == pytest.approx(expected.item() + 0.001 * r1.item(), rel=1e-5)
+    # It trains the discriminator only: no gradient reaches the fake.
+    loss.backward()
+    assert all(p.grad is not None for p in loss_fn.discriminator.parameters())
+
+
+def test_the_trainer_steps_the_discriminator_after_the_generator(tmp_path):
+    from course_lib import train as training
+
+    loss_fn = adversarial_setup()
+    before = [p.detach().clone() for p in loss_fn.discriminator.parameters()]
+    model = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1))
+    model.forward = lambda image, hole, conv=model[0]: conv(image)  # (B, 3, H, W)
+    data = InpaintingBatches(size=16, batch_size=4, seed=0)
+    result = training.train(
+        model, loss_fn, data, 2, lr=1e-2, device="cpu", run_dir=tmp_path, progress=False
+    )
+    after = list(loss_fn.discriminator.parameters())
+    assert all(not torch.equal(old, new) for old, new in zip(before, after, strict=True))
+    assert {"d_loss", "r1", "adversarial"} <= set(result.history[-1])
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert checkpoint["discriminator_optimizer"]["state"], "its Adam moments are saved"
+    assert checkpoint["discriminator_optimizer"]["param_groups"][0]["betas"] == (0.5, 0.999)
+
+
+def test_gradient_clipping_bounds_each_update():
+    """With plain SGD at rate 1, an update is minus the gradient: clipped to norm 1e-3, no
+    step moves the weights further than that."""
+    from course_lib import train as training
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1))
+    model.forward = lambda image, hole, conv=model[0]: conv(image) * 10  # large gradients
+    data = InpaintingBatches(size=16, batch_size=4, seed=0)
+    start = [p.detach().clone() for p in model.parameters()]
+    sgd = torch.optim.SGD(model.parameters(), lr=1.0)
+    training.train(
+        model, training.hole_valid_l1, data, 1, optimizer=sgd, device="cpu",
+        clip_grad_norm=1e-3, progress=False,
+    )  # fmt: skip
+    moved = torch.cat([(p.detach() - q).flatten() for p, q in zip(model.parameters(), start)])
+    assert 0 < moved.norm().item() <= 1e-3 * (1 + 1e-4)
 
 
 def test_an_adversarial_run_resumes_exactly(tmp_path):

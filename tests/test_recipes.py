@@ -85,7 +85,7 @@ def test_every_shipped_weight_file_has_a_recipe_that_matches_its_record():
 
 
 def test_the_library_reads_its_defaults_from_the_recipes():
-    assert training.DEFAULT_LR == recipes.load("pconv_unet_small").optimiser["lr"]
+    assert training.DEFAULT_LR == recipes.load("pconv_unet_small_stage1").optimiser["lr"]
     assert training.MAE_BASE_LR == recipes.load("mae_quick").optimiser["lr"]
     assert dict(losses.COURSE_WEIGHTS) == recipes.load("ablation_full").loss["weights"]
     assert losses.COURSE_WEIGHTS["style"] == 6.0 and losses.PAPER_WEIGHTS["style"] == 120.0
@@ -290,3 +290,17 @@ def test_the_train_bench_splits_a_step_into_its_phases():
         assert all(value > 0 for value in phases)
         assert record["total_seconds"] == pytest.approx(sum(phases), abs=1e-3)
         assert 0 < record["batch_share"] < 1
+
+
+def test_a_stage_records_the_weights_it_started_from(tiny_recipe, tmp_path):
+    first = ["--recipe", str(tiny_recipe), "--run-dir", str(tmp_path / "one"), "--quiet"]
+    assert training.main([*first, "--export", str(tmp_path / "stage1")]) == 0
+    stage2 = tmp_path / "stage2.toml"
+    stage2.write_text(
+        TINY_RECIPE.replace("steps = 3", f'init = "{tmp_path / "stage1"}"\nsteps = 2')
+    )
+    second = ["--recipe", str(stage2), "--run-dir", str(tmp_path / "two"), "--quiet"]
+    assert training.main([*second, "--export", str(tmp_path / "stage2")]) == 0
+    record = json.loads((tmp_path / "stage2.json").read_text())
+    assert record["init"] == str(tmp_path / "stage1")
+    assert record["init_sha256"] == checkpoints.file_sha256(tmp_path / "stage1.pt")

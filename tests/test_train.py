@@ -203,7 +203,7 @@ def test_run_dir_files_and_sample_pictures(data, tmp_path):
     assert checkpoint["step"] == 4 and checkpoint["config"]["model"] == "TinyInpainter"
     assert set(checkpoint) == {
         *("format", "step", "config", "history", "rng"),
-        *("model", "loss", "optimizer", "scheduler", "scaler"),
+        *("model", "loss", "optimizer", "discriminator_optimizer", "scheduler", "scaler"),
     }
     # Starting over removes the earlier run's files before writing new ones.
     run(tiny(), data, 1, tmp_path, resume=False, sample_every=None)
