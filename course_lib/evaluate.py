@@ -28,6 +28,7 @@ cached on disk under a key made from everything the result depends on
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -37,23 +38,33 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from course_lib import fingerprint, masks, metrics
+from course_lib import fingerprint, masks, metrics, texture
 from course_lib.statistics import PairedDifference, bootstrap_interval, paired_difference
 from course_lib.validate import check_image, check_int
 
 FillFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 PSNR_CEILING = 60.0  # dB; per-pair PSNR is capped here before averaging (see the module text)
 MIN_PAIRS = 8  # cells resting on fewer pairs are marked in printed tables
-METRICS = ("l1", "psnr", "ssim", "hole_l1", "hole_psnr")
-HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, "hole_l1": False, "hole_psnr": True}
+METRICS = ("l1", "psnr", "ssim", "hole_l1", "hole_psnr", "grad_log_ratio", "grad_gap")
+# grad_log_ratio (log2 of the fill's gradient energy over the truth's) has no better side: 0
+# is the truth's, below is blurrier, above busier. Compare methods on grad_gap, its size.
+HIGHER_IS_BETTER = {
+    "l1": False,
+    "psnr": True,
+    "ssim": True,
+    "hole_l1": False,
+    "hole_psnr": True,
+    "grad_gap": False,
+}
 BORDERS = ("all", "border", "no border")
 CACHE_VARIABLE = "COURSE_CACHE_DIR"
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "evaluate"
-CACHE_VERSION = 2  # bump when the way results are computed changes
+CACHE_VERSION = 3  # bump when the way results are computed changes
 
 
 def pair_scores(composite: torch.Tensor, image: torch.Tensor, hole: torch.Tensor) -> dict:
@@ -72,6 +83,8 @@ def pair_scores(composite: torch.Tensor, image: torch.Tensor, hole: torch.Tensor
     }
     for name in ("psnr", "hole_psnr"):
         scores[name] = scores[name].clamp(max=PSNR_CEILING)
+    scores["grad_log_ratio"] = texture.gradient_energy_ratio(composite, image, hole).log2()
+    scores["grad_gap"] = scores["grad_log_ratio"].abs()
     return {name: values.double().cpu() for name, values in scores.items()}
 
 
@@ -125,6 +138,16 @@ class EvaluationTable:
         bands = {band} if isinstance(band, int) else set(band)
         return {
             (pair["mask"], pair["image"]): pair[metric]
+            for pair in self.pairs
+            if pair["kind"] == kind and pair["band"] in bands and _in_border(pair, border)
+        }
+
+    def features(self, kind: str, band: int | Sequence[int], border: str = "all") -> dict:
+        """``{(mask, image): (fill features, truth features)}`` of the pairs of one band, or of
+        several bands pooled: the mean course features over each hole (lesson 04)."""
+        bands = {band} if isinstance(band, int) else set(band)
+        return {
+            (pair["mask"], pair["image"]): (pair["features"], pair["truth_features"])
             for pair in self.pairs
             if pair["kind"] == kind and pair["band"] in bands and _in_border(pair, border)
         }
@@ -247,6 +270,11 @@ def paired(
 ) -> PairedDifference:
     """``a - b`` on the pairs of one cell (or of several bands pooled, e.g. the wide bands
     ``(3, 4, 5)``) that both methods scored, with its 95% interval."""
+    if metric in METRICS and metric not in HIGHER_IS_BETTER:
+        raise ValueError(
+            f"{metric} has no better side (0 is the truth's, below blurrier, above busier); "
+            "compare methods on grad_gap, its distance from the truth."
+        )
     first, second = a.scores(kind, band, metric, border), b.scores(kind, band, metric, border)
     shared = sorted(set(first) & set(second))
     return paired_difference(
@@ -544,6 +572,8 @@ def evaluate(
                 if not keep.any():
                     continue
                 scores = pair_scores(composites[keep], batch[keep], holes[keep])
+                features = _hole_features(composites[keep], holes[keep])  # (b, 64)
+                truth = _hole_features(batch[keep], holes[keep])  # (b, 64)
                 touches = masks.touches_border(holes[keep]).cpu().tolist()
                 kept = [i for i, k in enumerate(keep.cpu().tolist()) if k]
                 for column, index in enumerate(kept):
@@ -552,6 +582,8 @@ def evaluate(
                     pair |= {
                         name: round(values[column].item(), 9) for name, values in scores.items()
                     }
+                    pair["features"] = [round(v, 6) for v in features[column].tolist()]
+                    pair["truth_features"] = [round(v, 6) for v in truth[column].tolist()]
                     cell_pairs.append(pair)
             table.pairs += cell_pairs
             table.rows += _band_rows(kind, band, cell_pairs)
@@ -561,6 +593,50 @@ def evaluate(
         temporary.write_text(table.to_json())
         os.replace(temporary, cache_file)  # atomic: a crash never leaves half a file
     return table
+
+
+@functools.cache
+def _feature_network() -> nn.Module:
+    from course_lib.feature_nets import course_features
+
+    return course_features()
+
+
+def _hole_features(images: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """Each pair's mean course feature over its hole (:func:`course_lib.texture.hole_features`)."""
+    network = _feature_network().to(images.device)
+    return texture.hole_features(images, hole, network).cpu()
+
+
+def frechet(
+    a: EvaluationTable,
+    b: EvaluationTable,
+    kind: str,
+    band: int | Sequence[int],
+    border: str = "all",
+) -> PairedDifference:
+    """Fréchet distance of ``a``'s hole features to the truth's, minus ``b``'s, on the pairs
+    of one cell (or several bands pooled) that both scored; lower is better, and the 95%
+    interval resamples the pairs (:func:`course_lib.texture.paired_frechet`)."""
+    first, second = a.features(kind, band, border), b.features(kind, band, border)
+    shared = sorted(set(first) & set(second))
+    return texture.paired_frechet(
+        [first[key][0] for key in shared],
+        [second[key][0] for key in shared],
+        [first[key][1] for key in shared],
+    )
+
+
+def frechet_to_truth(
+    table: EvaluationTable, kind: str, band: int | Sequence[int], border: str = "all"
+) -> float:
+    """Fréchet distance of one method's hole features to the truth's over a cell's pairs."""
+    chosen = list(table.features(kind, band, border).values())
+    if len(chosen) < 3:
+        raise ValueError(f"a Fréchet distance needs at least 3 pairs; the cell has {len(chosen)}.")
+    return texture.frechet_distance(
+        np.array([fill for fill, _ in chosen]), np.array([truth for _, truth in chosen])
+    )
 
 
 def _outside_bands(kind: str, given: torch.Tensor) -> list[str]:
