@@ -645,10 +645,17 @@ def test_gradient_clipping_bounds_each_update():
     start = [p.detach().clone() for p in model.parameters()]
     sgd = torch.optim.SGD(model.parameters(), lr=1.0)
     training.train(
-        model, training.hole_valid_l1, data, 1, optimizer=sgd, device="cpu",
-        clip_grad_norm=1e-3, progress=False,
-    )  # fmt: skip
-    moved = torch.cat([(p.detach() - q).flatten() for p, q in zip(model.parameters(), start)])
+        model,
+        training.hole_valid_l1,
+        data,
+        1,
+        optimizer=sgd,
+        device="cpu",
+        clip_grad_norm=1e-3,
+        progress=False,
+    )
+    pairs = zip(model.parameters(), start, strict=True)
+    moved = torch.cat([(now.detach() - before).flatten() for now, before in pairs])
     assert 0 < moved.norm().item() <= 1e-3 * (1 + 1e-4)
 
 
