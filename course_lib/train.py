@@ -43,6 +43,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -620,6 +621,32 @@ def _discriminator_step(
     return parts
 
 
+class _Prefetcher:
+    """Prepares the next step's batch in a background thread while the current step trains.
+
+    A batch depends only on its step (:class:`InpaintingBatches`), so the loop sees exactly
+    the data of a plain ``data.batch(step)`` per step; the rendering of scenes and masks just
+    overlaps with the network's arithmetic, as a ``DataLoader`` worker would.
+    """
+
+    def __init__(self, data: BatchSource, first: int, stop: int) -> None:
+        self._data, self._stop = data, stop
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches")
+        self._pending = self._submit(first)
+
+    def _submit(self, step: int) -> Future | None:
+        return self._worker.submit(self._data.batch, step) if step < self._stop else None
+
+    def take(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch of ``step`` (the steps must come in order), and start on the next one."""
+        batch = self._pending.result()  # re-raises an error of data.batch here
+        self._pending = self._submit(step + 1)
+        return batch
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=True, cancel_futures=True)
+
+
 def _due(completed: int, every: int | None, steps: int) -> bool:
     """True after the last step and every ``every`` steps."""
     return completed == steps or (every is not None and completed % every == 0)
@@ -856,41 +883,46 @@ def train(
     bar = tqdm(
         range(start, steps), initial=start, total=steps, desc="training", disable=not progress
     )
-    for step in bar:
-        image, hole = (tensor.to(device) for tensor in data.batch(step))  # (B,3,H,W), (B,1,H,W)
-        with _autocast(use_amp):
-            loss, parts = _checked_loss(loss_fn(model, image, hole), loss_fn)
-        value = loss.item()
-        # Checked before the update, so that the model keeps its last finite weights.
-        if not math.isfinite(value):
-            raise FloatingPointError(
-                f"the loss became {value} at step {step}: training diverged. Lower the learning "
-                f"rate (now {optimizer.param_groups[0]['lr']}); the last checkpoint is intact."
-            )
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if clip_grad_norm is not None:
-            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-            nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-        scaler.step(optimizer)  # skips the step if float16 gradients overflowed
-        scaler.update()
-        if scheduler is not None:
-            scheduler.step()
-        if adversary is not None:
-            step_parts = _discriminator_step(
-                adversary, discriminator_optimizer, image, hole, clip_grad_norm
-            )
-            parts = {**parts, **step_parts}
+    batches = _Prefetcher(data, start, steps)  # batch(step + 1) is made while step trains
+    try:
+        for step in bar:
+            image, hole = (tensor.to(device) for tensor in batches.take(step))
+            # image (B, 3, H, W), hole (B, 1, H, W)
+            with _autocast(use_amp):
+                loss, parts = _checked_loss(loss_fn(model, image, hole), loss_fn)
+            value = loss.item()
+            # Checked before the update, so that the model keeps its last finite weights.
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"the loss became {value} at step {step}: training diverged. Lower the learning "
+                    f"rate (now {optimizer.param_groups[0]['lr']}); the last checkpoint is intact."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if clip_grad_norm is not None:
+                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+                nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+            scaler.step(optimizer)  # skips the step if float16 gradients overflowed
+            scaler.update()
+            if scheduler is not None:
+                scheduler.step()
+            if adversary is not None:
+                step_parts = _discriminator_step(
+                    adversary, discriminator_optimizer, image, hole, clip_grad_norm
+                )
+                parts = {**parts, **step_parts}
 
-        completed = step + 1
-        history.append({"step": completed, "loss": value, **_parts(parts)})
-        if validation is not None and _due(completed, validate_every, steps):
-            history[-1]["val_hole_psnr"] = validation_psnr(model, *validation, amp=use_amp)
-        bar.set_postfix(loss=f"{value:.4f}", refresh=False)
-        if folder is not None and _due(completed, checkpoint_every, steps):
-            save_checkpoint(completed)
-        if folder is not None and _due(completed, sample_every, steps):
-            _save_samples(model, sample_image, sample_hole, folder, completed, use_amp)
+            completed = step + 1
+            history.append({"step": completed, "loss": value, **_parts(parts)})
+            if validation is not None and _due(completed, validate_every, steps):
+                history[-1]["val_hole_psnr"] = validation_psnr(model, *validation, amp=use_amp)
+            bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+            if folder is not None and _due(completed, checkpoint_every, steps):
+                save_checkpoint(completed)
+            if folder is not None and _due(completed, sample_every, steps):
+                _save_samples(model, sample_image, sample_hole, folder, completed, use_amp)
+    finally:
+        batches.close()
     bar.close()
     model.eval()
     return TrainResult(

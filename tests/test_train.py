@@ -412,3 +412,25 @@ def test_command_line_starts_from_shipped_weights(tmp_path, monkeypatch):
     trained = {k: v for k, v in tuned.state_dict().items() if "running" not in k and "num" not in k}
     for name, value in trained.items():
         assert torch.equal(value, initial.state_dict()[name]), name
+
+
+def test_batches_are_made_ahead_in_order_and_their_errors_surface():
+    """The loop prepares batch(step + 1) in a background thread while step trains: every
+    step still gets its own batch, once, in order, and an error making one stops the run."""
+
+    class Recording:
+        def __init__(self, broken_at: int | None = None) -> None:
+            self.inner = training.InpaintingBatches(size=16, batch_size=2, seed=0)
+            self.asked, self.broken_at = [], broken_at
+
+        def batch(self, step: int):
+            self.asked.append(step)
+            if step == self.broken_at:
+                raise RuntimeError(f"no batch {step}")
+            return self.inner.batch(step)
+
+    data = Recording()
+    run(tiny(), data, 5)
+    assert data.asked == [0, 1, 2, 3, 4]
+    with pytest.raises(RuntimeError, match="no batch 2"):
+        run(tiny(), Recording(broken_at=2), 5)
