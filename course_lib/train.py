@@ -1337,6 +1337,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "device": device.type,
             "amp": device.type == "cuda",
             "final_loss": last["loss"],
+            # The learning curve, [step, hole-only validation PSNR], for lessons to plot.
+            "validation_curve": [
+                [entry["step"], entry["val_hole_psnr"]]
+                for entry in result.history
+                if "val_hole_psnr" in entry
+            ],
             "seconds": round(result.seconds, 1),
             "machine": _machine(),
         }

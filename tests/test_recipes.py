@@ -210,6 +210,8 @@ def test_a_recipe_matches_its_masks_to_the_evaluation_and_records_a_learning_cur
     record = json.loads((tmp_path / "matched.json").read_text())
     assert record["data"]["coverage"] == [0.05, 0.55] and record["data"]["flip"] is True
     assert record["data"]["mask_kind"][1] == {"kind": "irregular", "preset": "medium"}
+    # The exported record keeps the learning curve for lessons to plot.
+    assert record["validation_curve"] == [[2, curve[1]], [3, curve[2]]]
 
 
 def test_matched_masks_spread_over_the_bands_and_the_kinds():
