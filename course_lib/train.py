@@ -621,7 +621,7 @@ def _discriminator_step(
     return parts
 
 
-class _Prefetcher:
+class BatchPrefetcher:
     """Prepares the next step's batch in a background thread while the current step trains.
 
     A batch depends only on its step (:class:`InpaintingBatches`), so the loop sees exactly
@@ -883,7 +883,7 @@ def train(
     bar = tqdm(
         range(start, steps), initial=start, total=steps, desc="training", disable=not progress
     )
-    batches = _Prefetcher(data, start, steps)  # batch(step + 1) is made while step trains
+    batches = BatchPrefetcher(data, start, steps)  # batch(step + 1) is made while step trains
     try:
         for step in bar:
             image, hole = (tensor.to(device) for tensor in batches.take(step))
