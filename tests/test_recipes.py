@@ -301,7 +301,8 @@ def test_the_train_bench_splits_a_step_into_its_phases():
         phases = [
             record[f"{phase}_seconds"] for phase in ("batch", "forward", "backward", "optimiser")
         ]
-        assert all(value > 0 for value in phases)
+        # The batch was made in the background: waiting for it can round to 0.0000 s.
+        assert phases[0] >= 0 and all(value > 0 for value in phases[1:])
         assert record["total_seconds"] == pytest.approx(sum(phases), abs=1e-3)
         assert 0 <= record["batch_share"] < 1 and record["batch_serial_seconds"] > 0
 
