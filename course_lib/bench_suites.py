@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -257,22 +257,13 @@ def pconv_suite(args: argparse.Namespace) -> Iterator[dict]:
         def conv_step(conv: nn.Module = conv, x: torch.Tensor = x, grad: torch.Tensor = grad):
             torch.autograd.grad(conv(x), (x, *conv.parameters()), grad)
 
-        def pconv_step(
-            pconv: nn.Module = pconv,
-            x: torch.Tensor = x,
-            valid: torch.Tensor = valid,
-            grad: torch.Tensor = grad,
-        ):
-            torch.autograd.grad(pconv(x, valid)[0], (x, *pconv.parameters()), grad)
+        def partial_step(
+            layer: nn.Module, x: torch.Tensor = x, valid: torch.Tensor = valid, grad=grad
+        ) -> Callable[[], object]:
+            """One forward + backward of a partial convolution on this shape's tensors."""
+            return lambda: torch.autograd.grad(layer(x, valid)[0], (x, *layer.parameters()), grad)
 
-        def checked_step(
-            checked: nn.Module = checked,
-            x: torch.Tensor = x,
-            valid: torch.Tensor = valid,
-            grad: torch.Tensor = grad,
-        ):
-            torch.autograd.grad(checked(x, valid)[0], (x, *checked.parameters()), grad)
-
+        pconv_step, checked_step = partial_step(pconv), partial_step(checked)
         for step in (conv_step, pconv_step, checked_step):  # warm-up: allocator, kernels
             step()
         conv_seconds, pconv_seconds = paired_medians(conv_step, pconv_step, args.repeats)
