@@ -67,11 +67,14 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix course_lib tests tools notebooks datasets
 	$(BIN)/ruff format course_lib tests tools datasets
 
-# Refresh constraints.txt from a fresh environment (after editing pyproject.toml).
+# Refresh constraints.txt from a fresh environment (after editing pyproject.toml). The torch and
+# torchvision pins are kept from the current constraints.txt, the one place they are written:
+# to move to another torch, edit those two lines first.
+TORCH_PINS = $(shell grep -E '^(torch|torchvision)==' constraints.txt)
 constraints:
 	rm -rf .constraints-venv
 	$(PYTHON) -m venv .constraints-venv
-	.constraints-venv/bin/python -m pip install --quiet -e ".[dev]" torch==2.14.1 torchvision==0.29.1
+	.constraints-venv/bin/python -m pip install --quiet -e ".[dev]" $(TORCH_PINS)
 	{ echo "# Exact versions CI and 'make test' install (pip install -c constraints.txt ...)."; \
 	  echo "# Regenerate with 'make constraints' after changing pyproject.toml; see README."; \
 	  .constraints-venv/bin/python -m pip freeze --exclude-editable; } > constraints.txt

@@ -418,14 +418,39 @@ def method_fingerprint(fill: FillFunction) -> str | None:
 
 def cache_key(method: str, identity: str, images: torch.Tensor, sets: dict, per_band: int) -> str:
     """A key that changes with the method (``identity``: its fingerprint, which follows its
-    code, arguments, globals and weights), the images, the masks and the library."""
+    code, arguments, globals and weights), the images, the masks, the library and the versions
+    of the packages that compute the fills and the scores (:func:`scoring_versions`), so that
+    two environments sharing one clone never read each other's results."""
     digest = hashlib.sha256(f"v{CACHE_VERSION}|{method}|{per_band}|{identity}|".encode())
     digest.update(fingerprint.library_hash().encode())
+    digest.update(scoring_versions().encode())
     digest.update(images.detach().cpu().contiguous().numpy().tobytes())
     for kind, given in sets.items():
         digest.update(kind.encode())
         digest.update(given.detach().cpu().to(torch.uint8).contiguous().numpy().tobytes())
     return digest.hexdigest()[:32]
+
+
+@functools.cache
+def scoring_versions() -> str:
+    """The versions of the packages whose arithmetic the cached scores depend on, e.g.
+    ``"course_lib 0.1.0 | torch 2.14.1 | ..."``: the networks and metrics run in torch, the
+    classical fills in OpenCV and scikit-image, which rest on NumPy and SciPy."""
+    import cv2
+    import scipy
+    import skimage
+
+    import course_lib
+
+    packages = {
+        "course_lib": course_lib,
+        "torch": torch,
+        "opencv": cv2,
+        "scikit-image": skimage,
+        "numpy": np,
+        "scipy": scipy,
+    }
+    return " | ".join(f"{name} {module.__version__}" for name, module in packages.items())
 
 
 def cache_directory(cache_dir: str | os.PathLike | None) -> Path:

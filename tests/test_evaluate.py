@@ -94,6 +94,26 @@ def test_results_are_cached_and_the_key_follows_the_code(photos, tmp_path, monke
     assert evaluate.method_fingerprint(counted) != evaluate.method_fingerprint(counted_differently)
 
 
+def test_another_environment_does_not_read_this_ones_scores(photos, tmp_path, monkeypatch):
+    calls = []
+
+    def counted(image, hole):
+        calls.append(1)
+        return grey_fill(image, hole)
+
+    evaluate.evaluate(counted, photos, "box", per_band=2, cache_dir=tmp_path)
+    made = len(calls)
+    versions = evaluate.scoring_versions()
+    assert f"torch {torch.__version__}" in versions and "scikit-image" in versions
+    assert "opencv" in versions
+    # The same clone, another torch: the cached scores of this one must not be served.
+    other = versions.replace(f"torch {torch.__version__}", "torch 2.4.0")
+    monkeypatch.setattr(evaluate, "scoring_versions", lambda: other)
+    evaluate.evaluate(counted, photos, "box", per_band=2, cache_dir=tmp_path)
+    assert len(calls) == 2 * made
+    assert len(list(tmp_path.glob("*.json"))) == 2
+
+
 def test_module_weights_change_the_key():
     model = torch.nn.Conv2d(3, 3, 1)
     before = evaluate.method_fingerprint(model)

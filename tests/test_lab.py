@@ -1,4 +1,9 @@
-"""`make lab` starts JupyterLab serving the lessons (checked on a loopback port)."""
+"""`make lab` starts JupyterLab serving the lessons (checked on a loopback port).
+
+`make lab` uses the repository's own `.venv` (building it first if it is missing or stale), so
+this test belongs to that environment: run from any other environment (Colab, conda, another
+venv) it is skipped, instead of starting a pinned install of several gigabytes.
+"""
 
 import json
 import os
@@ -6,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -13,6 +19,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
+MAKE_VENV = ROOT / ".venv"
+
+
+def in_make_environment() -> bool:
+    """True when these tests run in the `.venv` that `make` built (its stamp file exists)."""
+    built = (MAKE_VENV / ".installed").is_file()
+    return built and Path(sys.prefix).resolve() == MAKE_VENV.resolve()
 
 
 def free_port() -> int:
@@ -27,6 +40,10 @@ def fetch(url: str) -> tuple[int, bytes]:
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.skipif(
+    not in_make_environment(),
+    reason="make lab runs the repository's .venv; this test runs only inside it (make test)",
+)
 def test_make_lab_serves_the_notebooks(tmp_path):
     port, token = free_port(), "course-test-token"
     arguments = (
