@@ -361,7 +361,8 @@ class TrainResult:
 
     ``history`` has one entry per step since the run began (resumed steps included):
     ``{"step": 1, "loss": 0.41, "valid": 0.05, "hole": 0.06}``, with the loss's own parts.
-    ``seconds`` is the time spent by this call; ``run_dir`` is ``None`` for runs without files.
+    ``seconds`` is the training time of the whole run, the parts before a resume included (a
+    checkpoint carries the time up to it); ``run_dir`` is ``None`` for runs without files.
     """
 
     history: list[dict[str, float]]
@@ -821,7 +822,7 @@ def train(
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     run_config = _run_config(model, optimizer, scheduler, loss_fn, data, seed, clip_grad_norm)
 
-    start, history = 0, []
+    start, history, seconds_before = 0, [], 0.0
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         # A run killed while writing leaves a temporary file next to the one it replaces.
@@ -852,6 +853,7 @@ def train(
                 scaler.load_state_dict(checkpoint["scaler"])
             _set_rng_states(checkpoint["rng"], device)
             start, history = checkpoint["step"], checkpoint["history"]
+            seconds_before = checkpoint.get("seconds", 0.0)
         else:
             _clear_run(folder)  # files of an earlier run (or a crashed one) must not mix in
 
@@ -871,6 +873,7 @@ def train(
             "scaler": scaler.state_dict(),
             "rng": _rng_states(device),
             "history": history,
+            "seconds": seconds_before + time.perf_counter() - began,  # training time so far
         }
         save_atomic(state, folder / CHECKPOINT_FILE)
         write_text_atomic(_history_json(run_config, history), folder / HISTORY_FILE)
@@ -925,9 +928,8 @@ def train(
         batches.close()
     bar.close()
     model.eval()
-    return TrainResult(
-        history=history, steps=steps, seconds=time.perf_counter() - began, run_dir=folder
-    )
+    seconds = seconds_before + time.perf_counter() - began
+    return TrainResult(history=history, steps=steps, seconds=seconds, run_dir=folder)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -152,6 +152,11 @@ def test_training_lowers_the_loss(data):
     assert axis.get_title() and axis.get_xlabel() == "step" and axis.get_ylabel()
 
 
+def checkpoint_seconds(run_dir):
+    """The training time a run's checkpoint has recorded so far."""
+    return torch.load(run_dir / "checkpoint.pt", weights_only=True)["seconds"]
+
+
 def test_a_resumed_run_equals_an_uninterrupted_one(data, tmp_path):
     whole = tiny(dropout=0.2)
     uninterrupted = run(whole, data, 8, tmp_path / "whole")
@@ -159,12 +164,15 @@ def test_a_resumed_run_equals_an_uninterrupted_one(data, tmp_path):
     halves = tiny(dropout=0.2)
     first = run(halves, data, 4, tmp_path / "halves")
     assert len(first.history) == 4
+    first_seconds = checkpoint_seconds(tmp_path / "halves")
     later = tiny(seed=123, dropout=0.2)  # other initial weights: all must come from the file
     second = run(later, data, 8, tmp_path / "halves")
 
     assert same_weights(later, whole)
     assert second.history == uninterrupted.history
     assert [entry["step"] for entry in second.history] == list(range(1, 9))
+    # The resumed call reports the whole run's training time, its first half's included.
+    assert 0 < first_seconds < checkpoint_seconds(tmp_path / "halves") <= second.seconds
     # Asking again for a finished run trains nothing and returns the same model.
     again = tiny(seed=7, dropout=0.2)
     assert len(run(again, data, 8, tmp_path / "halves").history) == 8
@@ -202,7 +210,7 @@ def test_run_dir_files_and_sample_pictures(data, tmp_path):
     checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert checkpoint["step"] == 4 and checkpoint["config"]["model"] == "TinyInpainter"
     assert set(checkpoint) == {
-        *("format", "step", "config", "history", "rng"),
+        *("format", "step", "config", "history", "rng", "seconds"),
         *("model", "loss", "optimizer", "discriminator_optimizer", "scheduler", "scaler"),
     }
     # Starting over removes the earlier run's files before writing new ones.
