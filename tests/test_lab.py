@@ -1,4 +1,5 @@
-"""`make lab` starts JupyterLab serving the lessons (checked on a loopback port).
+"""`make lab` starts JupyterLab serving the lessons and RISE's slideshow of each (checked on a
+loopback port).
 
 `make lab` uses the repository's own `.venv` (building it first if it is missing or stale), so
 this test belongs to that environment: run from any other environment (Colab, conda, another
@@ -80,6 +81,9 @@ def test_make_lab_serves_the_notebooks(tmp_path):
         assert lessons and lessons <= served
         status, page = fetch(f"{base}/lab?token={token}")
         assert status == 200 and b"JupyterLab" in page
+        # RISE (jupyterlab-rise) presents a lesson as live slides from its slideshow metadata.
+        status, page = fetch(f"{base}/rise/{sorted(lessons)[0]}?token={token}")
+        assert status == 200 and b"<title>rise" in page.lower()
     finally:
         stop(server)
 

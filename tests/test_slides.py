@@ -1,8 +1,14 @@
 """Slides (tools/make_slides.py): every lesson builds a deck with every section heading."""
 
+import base64
+import hashlib
+import io
 import json
 import re
+import shutil
+import subprocess
 import sys
+import tarfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -106,6 +112,107 @@ def test_default_structure():
 
 
 def test_the_command_writes_one_deck_per_lesson(tmp_path, capsys):
-    assert make_slides.main([str(NOTEBOOKS[0]), "--out", str(tmp_path)]) == 0
+    assert make_slides.main([str(NOTEBOOKS[0]), "--out", str(tmp_path), "--cdn"]) == 0
     assert (tmp_path / f"{NOTEBOOKS[0].stem}.slides.html").is_file()
     assert "MB" in capsys.readouterr().out
+
+
+def npm_tarball(files: dict[str, str]) -> bytes:
+    """An archive laid out as the npm registry's: every path under package/."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            member = tarfile.TarInfo(f"package/{name}")
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def fake_registry(monkeypatch):
+    """The four packages as small fake archives, with their sha512 in PACKAGES; fetch counts."""
+    archives = {
+        name: npm_tarball({"dist/reveal.js": "// " + name, "unpacked/big.js": "x"})
+        for name in make_slides.PACKAGES
+    }
+    packages = {
+        name: ("1.0.0", base64.b64encode(hashlib.sha512(archive).digest()).decode())
+        for name, archive in archives.items()
+    }
+    monkeypatch.setattr(make_slides, "PACKAGES", packages)
+    fetched = []
+
+    def fetch(url):
+        fetched.append(url)
+        name = url.split("/")[3]
+        return archives[name]
+
+    monkeypatch.setattr(make_slides, "fetch", fetch)
+    return fetched
+
+
+def test_decks_load_their_scripts_from_the_vendor_folder_beside_them(tmp_path, fake_registry):
+    assets = make_slides.vendor(tmp_path)
+    assert len(fake_registry) == 4
+    assert (tmp_path / "vendor" / "reveal.js" / "dist" / "reveal.js").read_text() == "// reveal.js"
+    assert not (tmp_path / "vendor" / "mathjax" / "unpacked").exists()  # never loaded by a deck
+    assert make_slides.vendor(tmp_path) == assets and len(fake_registry) == 4  # downloaded once
+    deck = make_slides.build_deck(NOTEBOOKS[3], tmp_path, assets).read_text(encoding="utf-8")
+    sources = re.findall(r'(?:src|href)="([^"]+)"', deck) + re.findall(r'"([^"]+\.js)"', deck)
+    for name in ("reveal", "require", "jquery", "MathJax"):
+        used = [source for source in sources if name.lower() in source.lower()]
+        assert used and all(source.startswith("vendor/") for source in used), (name, used)
+
+
+def test_a_vendor_download_that_fails_or_differs_says_what_to_do(
+    tmp_path, fake_registry, monkeypatch
+):
+    def offline(url):
+        raise OSError("no network")
+
+    monkeypatch.setattr(make_slides, "fetch", offline)
+    with pytest.raises(SystemExit, match="no network.*--cdn"):
+        make_slides.vendor(tmp_path)
+    monkeypatch.setattr(make_slides, "fetch", lambda url: npm_tarball({"evil.js": "x"}))
+    with pytest.raises(SystemExit, match="sha512 differs"):
+        make_slides.vendor(tmp_path)
+    assert not list((tmp_path / "vendor").glob("*/.version"))  # nothing half-installed counts
+
+
+VENDOR = ROOT / "slides" / "vendor"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt install chromium)")
+@pytest.mark.skipif(
+    not (VENDOR / "mathjax" / ".version").is_file(),
+    reason="slides/vendor is empty: run make slides",
+)
+def test_a_deck_opened_from_disk_without_network_presents_with_formulas(tmp_path):
+    (tmp_path / "vendor").symlink_to(VENDOR)
+    deck = make_slides.build_deck(NOTEBOOKS[3], tmp_path, make_slides.vendor(tmp_path))
+    page = shown_offline(deck, tmp_path / "profile")
+    assert re.search(r'class="reveal[^"]*\bready\b', page), "reveal.js did not start"
+    assert "MathJax_CHTML" in page, "no formula was rendered by MathJax"
+    # The same deck loading from CDNs stays a page of raw text here: the network is off.
+    (tmp_path / "cdn").mkdir()
+    online = make_slides.build_deck(NOTEBOOKS[3], tmp_path / "cdn", None)
+    page = shown_offline(online, tmp_path / "profile")
+    assert not re.search(r'class="reveal[^"]*\bready\b', page) and "MathJax_CHTML" not in page
+
+
+def shown_offline(deck: Path, profile: Path) -> str:
+    """The page headless Chromium has built from ``deck`` after 20 s, with no network."""
+    shown = subprocess.run(
+        [
+            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",  # no network
+            "--allow-file-access-from-files", "--virtual-time-budget=20000", "--dump-dom",
+            deck.as_uri(),
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    return shown.stdout
