@@ -9,7 +9,7 @@ LAB_ARGS ?=
 # Jupyter refuses to run as root (containers, some CI machines) unless told it may.
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test unit nbval nbval-portable notebooks student slides lint format constraints clean-venv
+.PHONY: lab test unit nbval nbval-portable test-oldest notebooks student slides lint format constraints clean-venv
 
 # (Re)create the virtual environment whenever the package or its pinned versions change.
 $(STAMP): pyproject.toml constraints.txt
@@ -46,6 +46,24 @@ nbval-portable: $(STAMP)
 		$(BIN)/python -m pytest notebooks --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider; \
 		status=$$?; rm -rf $$cache; exit $$status
+
+# The oldest versions pyproject.toml promises, as on Colab: the unit tests and every lesson
+# under nbval in a second environment, .venv-oldest (the checked outputs print at the precision
+# their claims need, so they hold with another torch too). Everything else keeps the versions
+# of constraints.txt. Python 3.12 (Colab's) when this machine has it, else the default python3.
+OLDEST_VENV     ?= .venv-oldest
+OLDEST_PYTHON   ?= $(firstword $(shell for p in python3.12 $(HOME)/.pyenv/versions/3.12*/bin/python3.12; \
+	do $$p -c "" 2> /dev/null && echo $$p; done) $(PYTHON))
+OLDEST_VERSIONS := torch==2.4.0 torchvision==0.19.0 ipywidgets==7.7.5
+test-oldest:
+	test -x $(OLDEST_VENV)/bin/python || $(OLDEST_PYTHON) -m venv $(OLDEST_VENV)
+	grep -v -E '^(torch|torchvision|triton|nvidia-|cuda-|ipywidgets|widgetsnbextension|jupyterlab_widgets)[=-]' \
+		constraints.txt > $(OLDEST_VENV)/constraints.txt
+	$(OLDEST_VENV)/bin/python -m pip install --quiet -c $(OLDEST_VENV)/constraints.txt \
+		-e ".[dev]" $(OLDEST_VERSIONS)
+	$(OLDEST_VENV)/bin/python -c "import course_lib; print(course_lib.config.environment_summary())"
+	COURSE_PROFILE=quick $(OLDEST_VENV)/bin/python -m pytest tests notebooks \
+		--nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 # Execute every lesson in place, in order, from a fresh kernel, under the quick profile.
 notebooks: $(STAMP)
