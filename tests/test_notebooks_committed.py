@@ -58,3 +58,17 @@ def test_notebook_follows_the_lesson_template(path):
     ends = sum(source.count(SOLUTION_END) for source in sources)
     assert begins == ends, f"{path.name}: unbalanced solution markers"
     assert re.search(r"^#+ .*Summary", "\n".join(sources), re.MULTILINE), "needs a Summary section"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_markdown_has_no_control_characters(path):
+    """A TAB or other control character in markdown is a LaTeX escape gone wrong ("\\times"
+    written in a non-raw Python string becomes TAB + "imes")."""
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    for index, cell in enumerate(notebook["cells"]):
+        if cell["cell_type"] != "markdown":
+            continue
+        found = sorted(
+            {hex(ord(char)) for char in "".join(cell["source"]) if ord(char) < 32 and char != "\n"}
+        )
+        assert not found, f"{path.name}: markdown cell {index} holds control characters {found}"
