@@ -65,6 +65,21 @@ def test_a_solution_inside_a_function_keeps_the_def_line_and_indentation():
     compile(student.cells[0].source, "student", "exec")  # still valid Python
 
 
+def test_a_written_answer_in_markdown_is_hidden_from_students():
+    source = (
+        "Which band?\n\n<!-- BEGIN ANSWER -->\n*Answer:* the 50-60% band.\n<!-- END ANSWER -->"
+        "\n\n## Summary"
+    )
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(source)])
+    student = make_student.student_version(notebook)
+    assert "50-60%" not in student.cells[0].source
+    assert student.cells[0].source.endswith(make_student.ANSWER_PLACEHOLDER + "\n\n## Summary")
+    assert make_student.restore_solutions(student, notebook).cells[0].source == source
+    notebook.cells[0].source = source.replace(make_student.ANSWER_END, "")
+    with pytest.raises(ValueError, match="lacks"):
+        make_student.student_version(notebook)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
 def test_student_version_differs_only_in_the_solutions(path):
     instructor = nbformat.read(path, as_version=4)
@@ -73,6 +88,7 @@ def test_student_version_differs_only_in_the_solutions(path):
     assert exercises, f"{path.name} has no exercises"
     text = "\n".join(cell.source for cell in student.cells)
     assert make_student.BEGIN not in text and make_student.END not in text
+    assert make_student.ANSWER_BEGIN not in text and "Answer to the question" not in text
     assert text.count("NotImplementedError") >= len(exercises)
     assert all(not cell.get("outputs") for cell in student.cells if cell.cell_type == "code")
     restored = make_student.restore_solutions(student, instructor)

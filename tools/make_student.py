@@ -3,8 +3,10 @@
 Usage: ``python tools/make_student.py notebooks/[0-9][0-9]_*.ipynb --out student`` (``make
 student``). In each code cell, the lines from ``### BEGIN SOLUTION`` to ``### END SOLUTION``
 (markers included) are replaced by a comment and ``raise NotImplementedError(...)`` at the
-same indentation, so a ``def`` line above the block and anything below it stay. Check cells,
-prose and every other cell are kept; outputs and execution counts are cleared, so students
+same indentation, so a ``def`` line above the block and anything below it stay. In markdown,
+a written answer between ``<!-- BEGIN ANSWER -->`` and ``<!-- END ANSWER -->`` (comments,
+invisible when rendered) becomes a line asking for the student's own. Check cells, prose and
+every other cell are kept; outputs and execution counts are cleared, so students
 start from a clean notebook. The instructor notebooks are never modified.
 
 :func:`restore_solutions` puts the instructor's blocks back into a student notebook; the tests
@@ -30,6 +32,10 @@ BLOCK = re.compile(rf"^([ \t]*){re.escape(BEGIN)}\n.*?^[ \t]*{re.escape(END)}[ \
 # A placeholder in a student notebook: its two lines, at any indentation.
 _FIRST, _SECOND = PLACEHOLDER.splitlines()
 PLACED = re.compile(rf"^[ \t]*{re.escape(_FIRST)}\n[ \t]*{re.escape(_SECOND)}", re.M)
+# A written answer in markdown, and what the student sees instead.
+ANSWER_BEGIN, ANSWER_END = "<!-- BEGIN ANSWER -->", "<!-- END ANSWER -->"
+ANSWER = re.compile(rf"{re.escape(ANSWER_BEGIN)}.*?{re.escape(ANSWER_END)}", re.S)
+ANSWER_PLACEHOLDER = "*Your answer:* (write it here, then compare with a classmate's)"
 
 
 def solution_blocks(source: str) -> list[str]:
@@ -58,6 +64,10 @@ def student_version(
     """A copy of ``notebook`` with every solution block replaced and all outputs cleared."""
     student = nbformat.from_dict(notebook)
     for index, cell in enumerate(student.cells):
+        if cell.cell_type == "markdown":
+            if cell.source.count(ANSWER_BEGIN) != len(ANSWER.findall(cell.source)):
+                raise ValueError(f"{name}, cell {index}: an answer block lacks {ANSWER_END}")
+            cell.source = ANSWER.sub(ANSWER_PLACEHOLDER, cell.source)
         if cell.cell_type != "code":
             continue
         _check_markers(cell.source, f"{name}, cell {index}")
@@ -78,6 +88,11 @@ def restore_solutions(
         )
     restored = nbformat.from_dict(student)
     for cell, original in zip(restored.cells, instructor.cells, strict=True):
+        if cell.cell_type == "markdown":
+            answers = iter(ANSWER.findall(original.source))
+            placed = re.escape(ANSWER_PLACEHOLDER)
+            cell.source = re.sub(placed, lambda _, answers=answers: next(answers), cell.source)
+            continue
         blocks = solution_blocks(original.source)
         if len(PLACED.findall(cell.source)) != len(blocks):
             raise ValueError(
