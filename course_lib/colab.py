@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from course_lib.config import REPOSITORY
@@ -183,12 +183,14 @@ def _install(folder: Path, run: Runner) -> None:
     held = f"torch=={torch.__version__}\ntorchvision=={torchvision.__version__}\n"
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as constraints:
         constraints.write(held)
-    command: Sequence[str] = [
+    command = [
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
         "-c", constraints.name, "-e", str(folder),
     ]  # fmt: skip
-    result = run(list(command), capture_output=True, text=True)
-    Path(constraints.name).unlink(missing_ok=True)
+    try:
+        result = run(command, capture_output=True, text=True)
+    finally:
+        Path(constraints.name).unlink(missing_ok=True)  # also when pip could not be started
     if result.returncode != 0:
         raise SetupError(
             f"Could not install course_lib from {folder.name} ({_last_line(result.stderr)}). "
