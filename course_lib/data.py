@@ -107,6 +107,7 @@ def _check_range(start: int, count: int, length: int) -> range:
 # ---------------------------------------------------------------------------------------------
 
 BACKGROUNDS: tuple[str, ...] = ("stripes", "checkerboard", "grating", "dots", "smooth")
+PERIODIC_BACKGROUNDS: tuple[str, ...] = ("stripes", "checkerboard", "grating", "dots")
 SHAPES: tuple[str, ...] = ("circle", "rectangle", "triangle", "ellipse", "star")
 
 # All lengths of a scene are in units of the image's short side, so the same scene rendered at

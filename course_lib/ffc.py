@@ -66,11 +66,16 @@ Parts = tuple[torch.Tensor | None, torch.Tensor | None]
 
 CONFIGS: dict[str, dict[str, object]] = {
     "small": {"channels": 16, "blocks": 4, "downsamplings": 3, "ratio": 0.75},
+    "shallow": {"channels": 32, "blocks": 4, "downsamplings": 1, "ratio": 0.75},
     "lesson": {"channels": 64, "blocks": 9, "downsamplings": 3, "ratio": 0.75},
 }
-"""Named networks. ``"small"``: for the course's 64x64 images on a CPU (about 0.9 M
-parameters). ``"lesson"``: LaMa's standard generator (ngf 64, 9 FFC blocks at 512 channels,
-about 27 M parameters), too slow to train on a CPU but the real thing to look at."""
+"""Named networks. ``"small"``: LaMa's layout shrunk for the course's 64x64 images (about
+0.9 M parameters); its three downsamplings leave an 8x8 bottleneck, where stripes of 4-16 px
+are one or two cells wide. ``"shallow"``: one downsampling, so the Fourier unit works on a
+32x32 grid (half the image's resolution) where those periods are 2-8 cells; ConvLaMa's
+receptive field in this layout is smaller than a 64x64 image. ``"lesson"``: LaMa's standard
+generator (ngf 64, 9 FFC blocks at 512 channels, about 27 M parameters), too slow to train on
+a CPU but the real thing to look at."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,6 +27,8 @@ adversary:
 * :class:`HighReceptiveFieldPerceptual`: a perceptual loss through a network that sees far.
 * :class:`AdversarialLoss`: any of the training losses above plus an adversary's judgement,
   and the adversary's own loss (lesson 04's ablation); the trainer steps both networks.
+* :class:`LaMaLoss`: LaMa's whole training loss with its weights (:data:`LAMA_WEIGHTS`),
+  trained in lesson 05.
 
 Conventions: images ``(B, C, H, W)``, masks ``(B, 1, H, W)`` with **1 = hole**; ``output`` is
 the network's raw prediction (it may leave ``[0, 1]``), ``composite = hole * output + (1 -
@@ -55,7 +57,10 @@ __all__ = [
     "LOSS_BUILDERS",
     "PAPER_WEIGHTS",
     "AdversarialLoss",
+    "HOLE_MAP_MODES",
     "HighReceptiveFieldPerceptual",
+    "LAMA_WEIGHTS",
+    "LaMaLoss",
     "PConvLoss",
     "WEIGHT_OF",
     "PatchDiscriminator",
@@ -389,18 +394,28 @@ class PConvLoss(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
-def downsample_hole(hole: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    """The fraction of hole pixels under each cell of a ``size`` logit map: ``(B, 1, h, w)``.
+HOLE_MAP_MODES = ("area", "nearest")
 
-    The image is cut into an ``h x w`` grid (``F.adaptive_avg_pool2d``: cell ``i`` covers rows
-    ``floor(i*H/h)`` to ``ceil((i+1)*H/h)``) and each cell gets its mean of ``hole``: 0 for a
-    patch of known pixels only, 1 for a patch entirely made up, in between on the border.
-    The adversarial losses use it as a soft label: how fake each patch of a fake is.
+
+def downsample_hole(
+    hole: torch.Tensor, size: int | tuple[int, int], mode: str = "area"
+) -> torch.Tensor:
+    """How fake each cell of a ``size`` logit map is, from the hole: ``(B, 1, h, w)``.
+
+    ``mode="area"``: the image is cut into an ``h x w`` grid (``F.adaptive_avg_pool2d``: cell
+    ``i`` covers rows ``floor(i*H/h)`` to ``ceil((i+1)*H/h)``) and each cell gets its mean of
+    ``hole``: 0 for a patch of known pixels only, 1 for a patch entirely made up, in between
+    on the border, a soft label. ``mode="nearest"``: each cell takes the hole value of one
+    pixel (``F.interpolate(..., mode="nearest")``), a hard 0/1 label, as LaMa's code does.
     """
     check_mask(hole, name="hole")
     height, width = (size, size) if isinstance(size, int) else tuple(size)
     if min(height, width) < 1:
         raise ValueError(f"size must be positive, got {size!r}.")
+    if mode not in HOLE_MAP_MODES:
+        raise ValueError(f"mode must be one of {HOLE_MAP_MODES}, got {mode!r}.")
+    if mode == "nearest":
+        return F.interpolate(hole.float(), size=(height, width), mode="nearest")
     return F.adaptive_avg_pool2d(hole.float(), (height, width))
 
 
@@ -519,17 +534,21 @@ def r1_penalty(real_images: torch.Tensor, real_logits: torch.Tensor) -> torch.Te
     return gradient.float().pow(2).flatten(1).sum(dim=1).mean()
 
 
-def feature_matching_loss(real_features: Maps, fake_features: Maps) -> torch.Tensor:
+def feature_matching_loss(
+    real_features: Maps, fake_features: Maps, squared: bool = False
+) -> torch.Tensor:
     """``mean over layers l of mean|D_l(fake) - D_l(real)|``: L1 between discriminator features.
 
     ``*_features`` are the lists ``PatchDiscriminator(..., return_features=True)`` returns.
     The real features are the target: they are detached, so this loss only trains the
-    generator.
+    generator. ``squared=True``: the mean *squared* difference per layer instead (LaMa's
+    code uses that; pix2pixHD, where the term comes from, the L1).
     """
     _check_maps(real_features, fake_features)
     total = fake_features[0].new_zeros((), dtype=torch.float32)
     for real, fake in zip(real_features, fake_features, strict=True):
-        total = total + (fake.float() - real.detach().float()).abs().mean()
+        difference = fake.float() - real.detach().float()
+        total = total + (difference.pow(2) if squared else difference.abs()).mean()
     return total / len(real_features)
 
 
@@ -594,14 +613,28 @@ class AdversarialLoss(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """``(loss, {"d_loss", "r1"})`` of the discriminator on real ``image`` and ``fake``
         composites (detached), in float32 whatever the loop's autocast."""
-        with torch.autocast(image.device.type, enabled=False):
-            real = image.detach().float().requires_grad_(True)  # R1 needs d logits / d pixels
-            real_logits = self.discriminator(real)  # (B, 1, h, w)
-            fake_logits = self.discriminator(fake.detach().float())
-            fake_map = downsample_hole(hole, fake_logits.shape[-2:])  # (B, 1, h, w)
-            r1 = r1_penalty(real, real_logits)
-            d_loss = nonsaturating_d_loss(real_logits, fake_logits, fake_map)
-        return d_loss + self.r1_weight * r1, {"d_loss": d_loss.item(), "r1": r1.item()}
+        return _discriminator_loss(self.discriminator, image, fake, hole, self.r1_weight, "area")
+
+
+def _discriminator_loss(
+    discriminator: nn.Module,
+    image: torch.Tensor,
+    fake: torch.Tensor,
+    hole: torch.Tensor,
+    r1_weight: float,
+    hole_map_mode: str,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The non-saturating discriminator loss with hole-aware fake labels, plus ``r1_weight``
+    times the R1 penalty; float32 whatever the loop's autocast. Shared by the adversarial
+    losses of lessons 04 and 05, which differ in what they call the fake and in the labels."""
+    with torch.autocast(image.device.type, enabled=False):
+        real = image.detach().float().requires_grad_(True)  # R1 needs d logits / d pixels
+        real_logits = discriminator(real)  # (B, 1, h, w)
+        fake_logits = discriminator(fake.detach().float())
+        fake_map = downsample_hole(hole, fake_logits.shape[-2:], hole_map_mode)  # (B, 1, h, w)
+        r1 = r1_penalty(real, real_logits)
+        d_loss = nonsaturating_d_loss(real_logits, fake_logits, fake_map)
+    return d_loss + r1_weight * r1, {"d_loss": d_loss.item(), "r1": r1.item()}
 
 
 class HighReceptiveFieldPerceptual(nn.Module):
@@ -615,11 +648,22 @@ class HighReceptiveFieldPerceptual(nn.Module):
     ``network``: any module mapping images in ``[0, 1]`` to a list of feature maps; default
     the course network in its dilated form (``course_features(dilated=True)``), whose deepest
     maps see 36x36 pixels, more than half of the course's 64x64 images, at half resolution.
+
+    ``normalise=True`` divides each layer's squared error by the mean square of the target's
+    maps in that layer (detached): a relative error, 1 for an output whose features are all
+    zero. LaMa's network ends its layers in batch norm, so its maps have about the same scale
+    in every layer; the course network's layers do not (its deepest one is about ten times
+    larger than the first), and without this the deepest layer alone would set the loss and
+    LaMa's weight 30 would mean something else. Lesson 05 shows the scales.
     """
 
-    def __init__(self, network: FeatureNetwork | None = None) -> None:
+    def __init__(self, network: FeatureNetwork | None = None, normalise: bool = False) -> None:
         super().__init__()
         self.network = network if network is not None else course_features(dilated=True)
+        self.normalise = bool(normalise)
+
+    def extra_repr(self) -> str:
+        return f"normalise={self.normalise}"
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The loss of ``output`` against ``target`` (both ``(B, 3, H, W)``), a scalar."""
@@ -632,8 +676,105 @@ class HighReceptiveFieldPerceptual(nn.Module):
         _check_maps(output_maps, target_maps)
         total = output.new_zeros((), dtype=torch.float32)
         for out, truth in zip(output_maps, target_maps, strict=True):
-            total = total + (out.float() - truth.float()).pow(2).mean()
+            error = (out.float() - truth.float()).pow(2).mean()
+            if self.normalise:
+                error = error / truth.float().pow(2).mean().clamp(min=1e-12)
+            total = total + error
         return total
+
+
+LAMA_WEIGHTS: Mapping[str, float] = MappingProxyType(
+    dict(recipes.load("tiny_lama_shallow").loss["weights"])
+)
+"""LaMa's weights, as lesson 05's recipe gives them (``course_lib/recipes/tiny_lama_shallow.toml``,
+checked against LaMa's big-lama training config): L1 on the known pixels, the generator's
+non-saturating term, discriminator feature matching, high-receptive-field perceptual. R1
+belongs to the discriminator's loss."""
+
+
+class LaMaLoss(nn.Module):
+    """LaMa's training loss (lesson 05). Computes losses only; the trainer owns optimisation.
+
+    The generator's loss on the raw prediction ``output`` (not the composite: LaMa's
+    discriminator judges what the network painted everywhere, so the known region is
+    supervised by the adversary too):
+
+        10 * L1 on the known pixels + 10 * nonsaturating_g_loss(D(output))
+        + 100 * feature_matching(D(output), D(image)) + 30 * HRF perceptual(output, image)
+
+    There is **no** L1 on the hole: there the answer is ambiguous and an L1 term pulls towards
+    the blurry average of every plausible answer; the hole is supervised by the perceptual,
+    feature-matching and adversarial terms only. ``weights`` (default :data:`LAMA_WEIGHTS`)
+    name the four terms; ``parts`` report each term unweighted.
+
+    The discriminator's loss (:meth:`discriminator_loss`, run by the trainer after each
+    generator update on :attr:`last_fake`, the detached prediction): real images are real;
+    a prediction's patches are fake where the hole is, by LaMa's hard labels (the mask resized
+    by nearest neighbour to the logit map, ``downsample_hole(..., mode="nearest")``), and
+    real elsewhere; plus ``r1_weight`` (LaMa: 0.001) times :func:`r1_penalty`.
+
+    ``discriminator``: a :class:`PatchDiscriminator` whose logits see patches, not the whole
+    image; ``perceptual``: a :class:`HighReceptiveFieldPerceptual` (default the course's
+    dilated feature network).
+    """
+
+    def __init__(
+        self,
+        discriminator: nn.Module | None = None,
+        perceptual: nn.Module | None = None,
+        weights: Mapping[str, float] = LAMA_WEIGHTS,
+        r1_weight: float = 0.001,
+    ) -> None:
+        super().__init__()
+        if set(weights) != set(LAMA_WEIGHTS):
+            raise ValueError(
+                f"LaMaLoss weights must name exactly {sorted(LAMA_WEIGHTS)}, got {sorted(weights)}."
+            )
+        self.discriminator = discriminator if discriminator is not None else PatchDiscriminator()
+        self.perceptual = perceptual if perceptual is not None else HighReceptiveFieldPerceptual()
+        self.weights = {name: float(weights[name]) for name in LAMA_WEIGHTS}
+        self.r1_weight = float(r1_weight)
+        self.last_fake: torch.Tensor | None = None
+
+    def extra_repr(self) -> str:
+        return f"weights={self.weights}, r1_weight={self.r1_weight}"
+
+    def terms(
+        self, output: torch.Tensor, target: torch.Tensor, hole: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The four generator terms, unweighted, each a float32 scalar."""
+        _check_pair("output", output, "target", target)
+        _check_hole(hole, output)
+        fake_logits, fake_features = self.discriminator(output, return_features=True)
+        with torch.no_grad():  # the real features are only a target
+            _, real_features = self.discriminator(target, return_features=True)
+        return {
+            "known": valid_l1(output, target, hole),
+            # Every patch, the known ones too, as in LaMa's generator loss.
+            "adversarial": nonsaturating_g_loss(fake_logits),
+            "feature_matching": feature_matching_loss(real_features, fake_features, squared=True),
+            "perceptual": self.perceptual(output, target),
+        }
+
+    def forward(
+        self, model: nn.Module, image: torch.Tensor, hole: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``(loss, parts)`` of the generator for :func:`course_lib.train.train`."""
+        from course_lib.train import predict  # see PConvLoss.forward: no import cycle
+
+        output = predict(model, image, hole).float()  # (B, 3, H, W)
+        self.last_fake = output.detach()  # LaMa's discriminator sees the raw prediction
+        terms = self.terms(output, image.float(), hole)
+        loss = sum(self.weights[name] * value for name, value in terms.items())
+        values = torch.stack(list(terms.values())).tolist()  # one device transfer for all
+        return loss, dict(zip(terms, values, strict=True))
+
+    def discriminator_loss(
+        self, image: torch.Tensor, fake: torch.Tensor, hole: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``(loss, {"d_loss", "r1"})`` of the discriminator on real ``image`` and the
+        detached predictions ``fake``, with LaMa's hard (nearest-neighbour) fake labels."""
+        return _discriminator_loss(self.discriminator, image, fake, hole, self.r1_weight, "nearest")
 
 
 # ---------------------------------------------------------------------------------------------

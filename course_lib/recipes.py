@@ -9,11 +9,15 @@ choices read, compared and changed without editing the library:
 * ``[data]``: the image sources, size, batch size and mask distribution
   (:class:`course_lib.train.InpaintingBatches`);
 * ``[loss]``: which terms (``"l1"``, the partial-convolution paper's ``"pconv"`` total loss,
-  ``"mae"``), the feature network and the weights of each term, and an optional
-  ``[loss.adversarial]`` table;
+  LaMa's ``"lama"`` loss, ``"mae"``), the feature network and the weights of each term, and
+  an optional ``[loss.adversarial]`` table; ``"lama"`` also gives its ``r1_weight`` and its
+  ``discriminator`` (``width`` and ``layers`` of the
+  :class:`~course_lib.discriminator.PatchDiscriminator`) and ``normalise_perceptual`` (see
+  :class:`~course_lib.losses.HighReceptiveFieldPerceptual`);
 * ``[optimiser]``: its name and learning rate, and its schedule; optionally
   ``clip_grad_norm`` (clip each network's gradients to this norm) and, with an adversarial
-  loss, ``discriminator_lr`` (the discriminator's Adam; default the generator's default rate);
+  loss, ``discriminator_lr`` and ``discriminator_betas`` (the discriminator's Adam; default
+  the generator's default rate and :data:`course_lib.train.DISCRIMINATOR_BETAS`);
 * ``freeze_encoder_bn`` (optional): the partial-convolution paper's fine-tuning stage, with
   the encoder's batch norms frozen (a stage is a recipe whose ``init`` is the weights of the
   stage before);
@@ -39,10 +43,11 @@ else:  # Python 3.10: the same parser, as a package
     import tomli as tomllib
 
 RECIPE_FOLDER = Path(__file__).resolve().parent / "recipes"
-LOSS_TERMS = ("l1", "pconv", "mae")
+LOSS_TERMS = ("l1", "pconv", "lama", "mae")
 FEATURES = ("course", "vgg16")
 OPTIMISERS = ("adam", "mae_adamw")
 PCONV_WEIGHTS = ("valid", "hole", "perceptual", "style", "tv")
+LAMA_WEIGHTS = ("known", "adversarial", "feature_matching", "perceptual")
 
 # What each table may hold: key -> required? (anything else in a file is a mistake).
 _TOP = {
@@ -65,16 +70,33 @@ _TABLES = {
         "flip": False,
         "photo_short_sides": False,
     },
-    "loss": {"terms": True, "features": False, "weights": False, "adversarial": False},
+    "loss": {
+        "terms": True,
+        "features": False,
+        "weights": False,
+        "adversarial": False,
+        "r1_weight": False,
+        "discriminator": False,
+        "normalise_perceptual": False,
+    },
     "optimiser": {
         "name": True,
         "lr": True,
         "warmup_fraction": False,
         "clip_grad_norm": False,
         "discriminator_lr": False,
+        "discriminator_betas": False,
     },
 }
 _ADVERSARIAL = {"weight": True, "r1_weight": True}
+_LAMA = {
+    "terms": True,
+    "weights": True,
+    "r1_weight": True,
+    "discriminator": True,
+    "normalise_perceptual": True,
+}
+_DISCRIMINATOR = {"width": True, "layers": True}
 _VALIDATION = {"every": True, "pairs": True}
 
 
@@ -135,11 +157,13 @@ def load(name_or_path: str | Path) -> Recipe:
         _check_keys(content[table], keys, f"{where} [{table}]")
     _check_loss(content["loss"], where)
     _check_optimiser(content["optimiser"], where)
-    if "discriminator_lr" in content["optimiser"] and "adversarial" not in content["loss"]:
-        raise ValueError(
-            f"{where} [optimiser]: discriminator_lr needs an adversarial loss "
-            "([loss.adversarial]); remove it or add the adversary."
-        )
+    adversarial = "adversarial" in content["loss"] or content["loss"]["terms"] == "lama"
+    for key in ("discriminator_lr", "discriminator_betas"):
+        if key in content["optimiser"] and not adversarial:
+            raise ValueError(
+                f"{where} [optimiser]: {key} needs an adversarial loss ([loss.adversarial] or "
+                'terms = "lama"); remove it or add the adversary.'
+            )
     for key in ("steps", "seed"):
         value = content[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < (key == "steps"):
@@ -175,6 +199,11 @@ def _check_loss(loss: dict, where: str) -> None:
         raise ValueError(
             f"{where} [loss]: terms must be one of {LOSS_TERMS}, got {loss['terms']!r}."
         )
+    if loss["terms"] == "lama":
+        _check_keys(loss, _LAMA, where)
+        _check_keys(loss["weights"], dict.fromkeys(LAMA_WEIGHTS, True), f"{where} [loss.weights]")
+        _check_keys(loss["discriminator"], _DISCRIMINATOR, f"{where} [loss.discriminator]")
+        return
     if loss["terms"] != "pconv":
         extra = sorted(set(loss) - {"terms"})
         if extra:
@@ -201,6 +230,17 @@ def _check_optimiser(optimiser: dict, where: str) -> None:
             raise ValueError(
                 f"{where} [optimiser]: {key} must be a number in (0, 1), got {rate!r}."
             )
+    betas = optimiser.get("discriminator_betas", [0.5, 0.999])
+    if (
+        not isinstance(betas, list)
+        or len(betas) != 2
+        or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in betas)
+        or not all(0 <= b < 1 for b in betas)
+    ):
+        raise ValueError(
+            f"{where} [optimiser]: discriminator_betas must be two numbers in [0, 1), e.g. "
+            f"[0.9, 0.999], got {betas!r}."
+        )
     clip = optimiser.get("clip_grad_norm", 1.0)
     if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0:
         raise ValueError(

@@ -67,7 +67,7 @@ from course_lib.checkpoints import (
     weights_files,
     write_text_atomic,
 )
-from course_lib.data import PhotoPatches, ProceduralScenes
+from course_lib.data import PERIODIC_BACKGROUNDS, PhotoPatches, ProceduralScenes, render_texture
 from course_lib.losses import LOSS_BUILDERS
 from course_lib.mask_files import remove_stale_temporaries
 from course_lib.validate import check_int, check_number
@@ -102,7 +102,8 @@ class BatchSource(Protocol):
 # Training data: a stream of (image, hole) batches indexed by step
 # ---------------------------------------------------------------------------------------------
 
-SOURCES: tuple[str, ...] = ("photos", "scenes")
+SOURCES: tuple[str, ...] = ("photos", "scenes", "textures")
+DEFAULT_SOURCES: tuple[str, ...] = ("photos", "scenes")
 VALIDATION_SCENE_SEED = 20_000  # scenes of the validation curve: neither seed 0 nor the test's
 # Items per source before the stream starts over. Below data.SEED_STRIDE, so training scenes
 # (seed 0) never coincide with the held-out scenes of course_lib.evaluate (another seed).
@@ -115,13 +116,17 @@ class InpaintingBatches:
     ``batch(step)`` returns ``image (B, 3, size, size)`` in ``[0, 1]`` and ``hole
     (B, 1, size, size)`` (1 = hole). The images of step ``i`` are items ``i * n .. i * n + n - 1``
     of each source (``n`` = its share of the batch): patches of the *training* photos
-    (``PhotoPatches(split="train")``) first, then ``ProceduralScenes(seed=0)``. The masks of step
+    (``PhotoPatches(split="train")``), ``ProceduralScenes(seed=0)``, then textures, in the
+    order of ``sources``. The masks of step
     ``i`` are drawn with a generator seeded with the pair ``(seed, i)``.
 
     So a batch depends only on its step: a run resumed at step ``i`` sees exactly the data an
     uninterrupted run sees, and ``seed`` changes the holes but never the pictures.
 
-    * ``sources``: ``("photos", "scenes")`` (half each), or one of them.
+    * ``sources``: any of :data:`SOURCES`, shared as evenly as the batch allows (default
+      ``("photos", "scenes")``, half each). ``"textures"`` are the periodic backgrounds of
+      training scenes (stripes, checkerboards, gratings, dots) with no objects on them: the
+      repeating structure lesson 05's Fourier network is for.
     * ``mask_kind``: a kind of :func:`course_lib.masks.generate` (e.g. ``"mixed"``, LaMa's
       training mix), or a list of kinds with their options, e.g. ``[{"kind": "box"}, {"kind":
       "irregular", "preset": "medium"}]``: each mask then picks one of them at random, so the
@@ -139,7 +144,7 @@ class InpaintingBatches:
 
     def __init__(
         self,
-        sources: Sequence[str] = SOURCES,
+        sources: Sequence[str] = DEFAULT_SOURCES,
         size: int = 64,
         batch_size: int = 16,
         mask_kind: str | Sequence[Mapping[str, Any]] = "mixed",
@@ -152,7 +157,7 @@ class InpaintingBatches:
         self.sources = (sources,) if isinstance(sources, str) else tuple(sources)
         if not self.sources or len(set(self.sources)) != len(self.sources):
             raise ValueError(
-                f"sources must name each source once, e.g. {SOURCES}; got {sources!r}."
+                f"sources must name each source once, e.g. {DEFAULT_SOURCES}; got {sources!r}."
             )
         unknown = [source for source in self.sources if source not in SOURCES]
         if unknown:
@@ -188,6 +193,11 @@ class InpaintingBatches:
         self._scenes = (
             ProceduralScenes(size, length=POOL, seed=0) if "scenes" in self.sources else None
         )
+        self._textures = (
+            ProceduralScenes(size, length=POOL, seed=0, backgrounds=PERIODIC_BACKGROUNDS)
+            if "textures" in self.sources
+            else None
+        )
         # Drawing one mask of each kind now reports a bad kind, option or coverage here.
         for kind, options in self.mask_kinds:
             low = self.coverage if not isinstance(self.coverage, tuple) else self.coverage[0]
@@ -198,6 +208,8 @@ class InpaintingBatches:
         if source == "photos":
             scales = len(self._photos)  # item k is crop k // scales at scale k % scales
             return self._photos[index % scales][index // scales]
+        if source == "textures":  # the background alone, drawn without the scene's objects
+            return render_texture(self._textures.scene(index).background, self.size, self.size)
         return self._scenes[index][0]  # scenes come with their label map; keep the image
 
     def _holes(self, generator: np.random.Generator) -> torch.Tensor:
@@ -954,6 +966,8 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
     "plain_conv_unet_small": _named("unet", "PlainConvUNet"),
     "tiny_lama_small": _named("ffc", "TinyLaMa"),
     "conv_lama_small": _named("ffc", "ConvLaMa"),
+    "tiny_lama_shallow": _named("ffc", "TinyLaMa", "shallow"),
+    "conv_lama_shallow": _named("ffc", "ConvLaMa", "shallow"),
     "mae_quick": _named("mae", "MaskedAutoencoder", "quick"),
     "mae_full": _named("mae", "MaskedAutoencoder", "full"),
 }
@@ -1058,6 +1072,12 @@ def build_loss(spec: Mapping[str, Any]) -> LossFunction:
         return importlib.import_module("course_lib.mae").mae_loss
     from course_lib import feature_nets, losses
 
+    if spec["terms"] == "lama":
+        discriminator = losses.PatchDiscriminator(**spec["discriminator"])
+        perceptual = losses.HighReceptiveFieldPerceptual(normalise=spec["normalise_perceptual"])
+        return losses.LaMaLoss(
+            discriminator, perceptual, weights=spec["weights"], r1_weight=spec["r1_weight"]
+        )
     features = {"course": feature_nets.course_features, "vgg16": feature_nets.vgg16_features}
     loss = losses.PConvLoss(features[spec["features"]](), dict(spec["weights"]))
     if "adversarial" in spec:
@@ -1092,6 +1112,7 @@ class _Plan:
     validation: dict[str, int] | None = None
     clip_grad_norm: float | None = None
     discriminator_lr: float | None = None
+    discriminator_betas: tuple[float, float] = DISCRIMINATOR_BETAS
 
 
 AD_HOC_FLAGS = ("profile", "steps", "lr", "loss", "init")
@@ -1134,6 +1155,7 @@ def _plan_from_recipe(options: argparse.Namespace, parser: argparse.ArgumentPars
         validation=recipe.validation,
         clip_grad_norm=recipe.optimiser.get("clip_grad_norm"),
         discriminator_lr=recipe.optimiser.get("discriminator_lr"),
+        discriminator_betas=tuple(recipe.optimiser.get("discriminator_betas", DISCRIMINATOR_BETAS)),
     )
 
 
@@ -1288,7 +1310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         None
         if plan.discriminator_lr is None
         else torch.optim.Adam(
-            loss_fn.discriminator.parameters(), lr=plan.discriminator_lr, betas=DISCRIMINATOR_BETAS
+            loss_fn.discriminator.parameters(),
+            lr=plan.discriminator_lr,
+            betas=plan.discriminator_betas,
         )
     )
     # The same pairs whatever the run's seed, so that learning curves of recipes compare; drawn

@@ -220,14 +220,15 @@ def test_input_gradient_map_restores_the_modes() -> None:
 # -- The networks --------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("config", ["small", "shallow"])
 @pytest.mark.parametrize("model_class", MODELS)
 @pytest.mark.parametrize("height, width", [(63, 65), (64, 64), (1, 1), (17, 5)])
 def test_any_size_comes_back_the_same_size_in_0_1(
-    model_class: type, height: int, width: int
+    model_class: type, height: int, width: int, config: str
 ) -> None:
     image, hole = image_and_hole(2, height, width)
     with torch.no_grad():
-        prediction = model(model_class)(image, hole)
+        prediction = model(model_class, config)(image, hole)
     assert prediction.shape == (2, 3, height, width)
     assert prediction.min() >= 0 and prediction.max() <= 1
 
@@ -315,6 +316,19 @@ def test_the_conv_twin_has_the_same_parameter_count(config: str) -> None:
     if config == "lesson":  # LaMa's generator with 9 FFC blocks at 512 channels
         assert fourier.bottleneck_channels == 512
         assert fourier.parameter_count() > 2e7
+
+
+def test_the_shallow_twins_field_is_smaller_than_the_image_and_tinylamas_is_not() -> None:
+    """Lesson 05's comparison: at 64x64 ConvLaMa's receptive field must not cover the image
+    (else the twin already sees everything), while TinyLaMa's output depends on every pixel."""
+    size, centre = 96, (48, 48)
+    torch.manual_seed(0)
+    fourier, plain = TinyLaMa.from_config("shallow"), ConvLaMa.from_config("shallow")
+    assert fourier.downsamplings == 1 and fourier.bottleneck_channels == 64  # a 32x32 grid at 64
+    rows, cols = (input_gradient_map(plain, size, centre) > 0).nonzero().unbind(1)
+    field = max(rows.max() - rows.min(), cols.max() - cols.min()).item() + 1
+    assert 40 < field < 64, field  # stem 7 + stride-2 conv + 4 blocks at stride 2 + head 7
+    assert bool((input_gradient_map(fourier, 64, (32, 32)) > 0).all())
 
 
 # -- Precision -----------------------------------------------------------------------------------

@@ -659,29 +659,175 @@ def test_gradient_clipping_bounds_each_update():
     assert 0 < moved.norm().item() <= 1e-3 * (1 + 1e-4)
 
 
-def test_an_adversarial_run_resumes_exactly(tmp_path):
+def assert_resumes_exactly(tmp_path, make_loss, data, **options) -> None:
+    """A run of 4 steps equals 2 steps, then 2 more resumed from the checkpoint: the model, the
+    adversary and its Adam state all come back from the file (an adversary trained for the
+    last 2 steps only would differ). ``make_loss()`` returns the loss and the trainer's
+    options that go with it (e.g. its discriminator optimiser)."""
     from course_lib import train as training
-
-    data = InpaintingBatches(size=16, batch_size=4, seed=0)
 
     def run(steps: int, folder, seed: int = 0):
         # The adversary's initial weights are part of the run's identity: always seed 0.
-        loss_fn = adversarial_setup(0)
+        loss_fn, extra = make_loss()
         torch.manual_seed(seed)
         model = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1))
-        model.forward = lambda image, hole, conv=model[0]: conv(image)  # (B, 3, H, W)
+        model.forward = lambda image, hole, conv=model[0]: torch.sigmoid(conv(image))
         training.train(
-            model, loss_fn, data, steps, lr=1e-2, device="cpu", run_dir=folder, progress=False
-        )
+            model, loss_fn, data, steps, device="cpu", run_dir=folder, progress=False,
+            **options, **extra,
+        )  # fmt: skip
         return model, loss_fn
 
     whole, whole_loss = run(4, tmp_path / "whole")
     run(2, tmp_path / "halves")
-    # Other initial weights; the model, the adversary and its Adam state come from the file
-    # (an adversary trained for the last 2 steps only would differ).
-    halves, halves_loss = run(4, tmp_path / "halves", seed=9)
+    halves, halves_loss = run(4, tmp_path / "halves", seed=9)  # other initial weights
     assert torch.equal(whole[0].weight, halves[0].weight)
     for one, two in zip(
         whole_loss.discriminator.parameters(), halves_loss.discriminator.parameters(), strict=True
     ):
         assert torch.equal(one, two)
+
+
+def test_an_adversarial_run_resumes_exactly(tmp_path):
+    data = InpaintingBatches(size=16, batch_size=4, seed=0)
+    assert_resumes_exactly(tmp_path, lambda: (adversarial_setup(0), {}), data, lr=1e-2)
+
+
+# ---------------------------------------------------------------------------------------------
+# LaMa's loss (lesson 05)
+# ---------------------------------------------------------------------------------------------
+
+
+def lama_setup(seed: int = 0, normalise: bool = False) -> losses.LaMaLoss:
+    torch.manual_seed(seed)
+    discriminator = PatchDiscriminator(width=4, layers=2)
+    perceptual = losses.HighReceptiveFieldPerceptual(TinyFeatures(), normalise=normalise)
+    return losses.LaMaLoss(discriminator, perceptual)
+
+
+def test_lama_weights_are_the_papers_config():
+    # LaMa's big-lama training config: L1 known x10 (hole x0), adversarial x10, feature
+    # matching x100, ResNet perceptual x30; R1 0.001.
+    assert dict(losses.LAMA_WEIGHTS) == {
+        "known": 10.0,
+        "adversarial": 10.0,
+        "feature_matching": 100.0,
+        "perceptual": 30.0,
+    }
+    assert losses.LaMaLoss(PatchDiscriminator(width=4, layers=2), TinyFeatures()).r1_weight == 0.001
+    with pytest.raises(ValueError, match="must name exactly"):
+        losses.LaMaLoss(weights={"known": 1.0})
+
+
+def test_downsample_hole_nearest_takes_one_pixel_per_cell():
+    hole = torch.zeros(1, 1, 4, 4)
+    hole[0, 0, 0, 0] = 1  # nearest picks rows and columns 0 and 2 of a 4x4 mask for 2x2
+    hole[0, 0, 1, 1] = 1  # not picked: the area mode counts it, nearest does not
+    nearest = losses.downsample_hole(hole, 2, mode="nearest")
+    assert torch.equal(nearest, torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]]))
+    assert torch.equal(losses.downsample_hole(hole, 2), torch.tensor([[[[0.5, 0.0], [0.0, 0.0]]]]))
+    assert set(
+        losses.downsample_hole(random_hole(size=16), (5, 7), "nearest").unique().tolist()
+    ) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="mode must be one of"):
+        losses.downsample_hole(hole, 2, mode="bilinear")
+
+
+def test_squared_feature_matching_is_the_mean_of_layer_mses():
+    real = [rand(2, 3, 4, 4, seed=1), rand(2, 5, 2, 2, seed=2)]
+    fake = [rand(2, 3, 4, 4, seed=3), rand(2, 5, 2, 2, seed=4)]
+    expected = sum(F.mse_loss(f, r).item() for f, r in zip(fake, real, strict=True)) / 2
+    got = losses.feature_matching_loss(real, fake, squared=True)
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    assert got.item() != pytest.approx(losses.feature_matching_loss(real, fake).item())
+
+
+def test_normalised_perceptual_is_a_relative_error_per_layer():
+    features = TinyFeatures()
+    output, target = rand(2, 3, 16, 16, seed=2), rand(2, 3, 16, 16, seed=3)
+    hrf = losses.HighReceptiveFieldPerceptual(features, normalise=True)
+    expected = sum(
+        (((o - t) ** 2).mean() / (t**2).mean()).item()
+        for o, t in zip(features(output), features(target), strict=True)
+    )
+    assert hrf(output, target).item() == pytest.approx(expected, rel=1e-5)
+    # Scale-free: features ten times larger give the same loss.
+    scaled = losses.HighReceptiveFieldPerceptual(
+        lambda x: [10 * m for m in features(x)], normalise=True
+    )
+    assert scaled(output, target).item() == pytest.approx(expected, rel=1e-5)
+
+    # An output whose features are all zero scores 1 per layer.
+    def zero_but_the_target(x):  # target.float() is target itself: it keeps its features
+        return features(x) if x is target else [torch.zeros_like(m) for m in features(x)]
+
+    zero = losses.HighReceptiveFieldPerceptual(zero_but_the_target, normalise=True)
+    assert zero(output, target).item() == pytest.approx(3.0, rel=1e-5)
+
+
+def test_lama_loss_against_its_formula_on_the_raw_prediction():
+    image, hole, prediction = adversarial_example()
+    loss_fn = lama_setup()
+    before = [p.detach().clone() for p in loss_fn.discriminator.parameters()]
+    loss, parts = loss_fn(FixedPrediction(prediction), image, hole)
+    after = list(loss_fn.discriminator.parameters())
+    assert all(torch.equal(old, new) for old, new in zip(before, after, strict=True))
+    # The discriminator is shown the raw prediction, not the composite.
+    assert torch.equal(loss_fn.last_fake, prediction) and not loss_fn.last_fake.requires_grad
+    with torch.no_grad():
+        fake_logits, fake_features = loss_fn.discriminator(prediction, return_features=True)
+        _, real_features = loss_fn.discriminator(image, return_features=True)
+        maps_out, maps_true = TinyFeatures()(prediction), TinyFeatures()(image)
+    expected = {
+        "known": ((1 - hole) * (prediction - image).abs()).mean().item(),  # no hole L1
+        "adversarial": F.softplus(-fake_logits).mean().item(),  # every patch
+        "feature_matching": np.mean(
+            [F.mse_loss(f, r).item() for f, r in zip(fake_features, real_features, strict=True)]
+        ),
+        "perceptual": sum(
+            F.mse_loss(o, t).item() for o, t in zip(maps_out, maps_true, strict=True)
+        ),
+    }
+    assert parts.keys() == expected.keys()
+    for name, value in expected.items():
+        assert parts[name] == pytest.approx(value, rel=1e-5), name
+    total = sum(losses.LAMA_WEIGHTS[name] * value for name, value in expected.items())
+    assert loss.item() == pytest.approx(total, rel=1e-5)
+    # Changing the truth inside the hole changes no term but the perceptual and matching
+    # ones: the L1 term sees the known pixels only.
+    other = image.clone()
+    other[hole.expand_as(image) > 0] = 0.5
+    _, other_parts = loss_fn(FixedPrediction(prediction), other, hole)
+    assert other_parts["known"] == pytest.approx(parts["known"], rel=1e-6)
+    assert other_parts["perceptual"] != pytest.approx(parts["perceptual"], rel=1e-3)
+
+
+def test_lama_discriminator_loss_uses_hard_nearest_labels():
+    image, hole, prediction = adversarial_example()
+    loss_fn = lama_setup()
+    loss, parts = loss_fn.discriminator_loss(image, prediction, hole)
+    real = image.clone().requires_grad_(True)
+    real_logits = loss_fn.discriminator(real)
+    fake_logits = loss_fn.discriminator(prediction)
+    labels = F.interpolate(hole, size=fake_logits.shape[-2:], mode="nearest")  # 0 or 1
+    expected = (
+        F.softplus(-real_logits).mean()
+        + (labels * F.softplus(fake_logits) + (1 - labels) * F.softplus(-fake_logits)).mean()
+    )
+    (gradient,) = torch.autograd.grad(real_logits.sum(), real)
+    r1 = gradient.pow(2).sum(dim=(1, 2, 3)).mean()
+    assert parts["d_loss"] == pytest.approx(expected.item(), rel=1e-5)
+    assert loss.item() == pytest.approx(expected.item() + 0.001 * r1.item(), rel=1e-4)
+    soft = F.adaptive_avg_pool2d(hole, fake_logits.shape[-2:])
+    assert not torch.equal(soft, labels), "the example must tell the two label kinds apart"
+
+
+def test_a_lama_run_resumes_exactly(tmp_path):
+    data = InpaintingBatches(size=16, batch_size=4, seed=0, sources=["scenes", "textures"])
+
+    def make_loss():
+        loss_fn = lama_setup(0)
+        adam = torch.optim.Adam(loss_fn.discriminator.parameters(), lr=1e-4, betas=(0.9, 0.999))
+        return loss_fn, {"discriminator_optimizer": adam}
+
+    assert_resumes_exactly(tmp_path, make_loss, data, lr=1e-3, clip_grad_norm=1.0)

@@ -53,7 +53,11 @@ def tiny_recipe(tmp_path, monkeypatch):
 def test_every_shipped_weight_file_has_a_recipe_that_matches_its_record():
     shipped = sorted(p.stem for p in checkpoints.WEIGHTS_DIR.glob("*.json"))
     trained_elsewhere = {"course_features"}  # made by python -m course_lib.feature_nets train
-    assert set(recipes.names()) == set(shipped) - trained_elsewhere
+    # Lesson 05's new recipes, whose runs are in progress (staged over several sessions on a
+    # CPU); each leaves this set when its weights are exported and committed.
+    in_training = {"tiny_lama_shallow", "conv_lama_shallow", "tiny_lama_shallow_l1"}
+    assert not in_training & set(shipped), "exported: take it out of in_training"
+    assert set(recipes.names()) - in_training == set(shipped) - trained_elsewhere
     loss_names = {
         ("l1", None): "l1",
         ("pconv", 0.1, False): "pconv_course",
@@ -61,7 +65,7 @@ def test_every_shipped_weight_file_has_a_recipe_that_matches_its_record():
         ("pconv", 0.1, True): "pconv_course_adversarial",
         ("mae", None): "mae",
     }
-    for name in recipes.names():
+    for name in sorted(set(recipes.names()) - in_training):
         recipe = recipes.load(name)
         record = json.loads(checkpoints.weights_files(name)[1].read_text())
         assert recipe.model in training.MODELS
@@ -160,6 +164,8 @@ def test_a_recipe_refuses_flags_it_sets_and_existing_weights(tiny_recipe, tmp_pa
         (('terms = "l1"', 'terms = "pconv"'), r"missing key\(s\) \['features', 'weights'\]"),
         (("lr = 1e-3", "lr = 1e-3\nwarmup_fraction = 0.1"), "warmup_fraction belongs"),
         (("[loss]", "[loss"), "not a valid TOML file"),
+        (('terms = "l1"', 'terms = "lama"'), r"missing key\(s\) \['discriminator', 'normalise"),
+        (("lr = 1e-3", "lr = 1e-3\ndiscriminator_betas = [0.9, 0.999]"), "needs an adversarial"),
     ],
 )
 def test_a_bad_recipe_is_explained(tmp_path, change, message):
@@ -176,6 +182,12 @@ def test_recipes_build_their_losses_and_optimisers():
     assert isinstance(adversarial, losses.AdversarialLoss)
     assert (adversarial.weight, adversarial.r1_weight) == (0.1, 0.001)
     assert training.build_loss(recipes.load("pconv_unet_small").loss) is training.hole_valid_l1
+    lama = training.build_loss(recipes.load("tiny_lama_shallow").loss)
+    assert isinstance(lama, losses.LaMaLoss) and lama.weights == dict(losses.LAMA_WEIGHTS)
+    assert lama.r1_weight == 0.001 and lama.perceptual.normalise
+    assert lama.perceptual.network.name == "course_dilated"
+    # Each logit sees patches, not the whole 64x64 image.
+    assert lama.discriminator.receptive_field < 64 <= recipes.load("tiny_lama_shallow").data["size"]
     model = Tiny()
     optimizer, scheduler = training.build_optimiser(
         recipes.load("mae_quick").optimiser, model, steps=6000, batch_size=16
@@ -319,3 +331,67 @@ def test_a_stage_records_the_weights_it_started_from(tiny_recipe, tmp_path):
     record = json.loads((tmp_path / "stage2.json").read_text())
     assert record["init"] == str(tmp_path / "stage1")
     assert record["init_sha256"] == checkpoints.file_sha256(tmp_path / "stage1.pt")
+
+
+LAMA_TABLES = """
+[loss]
+terms = "lama"
+weights = { known = 10.0, adversarial = 10.0, feature_matching = 100.0, perceptual = 30.0 }
+r1_weight = 0.001
+discriminator = { width = 4, layers = 2 }
+normalise_perceptual = true
+
+[optimiser]
+name = "adam"
+lr = 1e-3
+discriminator_lr = 1e-4
+discriminator_betas = [0.9, 0.999]
+clip_grad_norm = 1.0
+"""
+
+
+def test_lesson_05s_recipes_follow_lamas_config_and_differ_only_where_they_should():
+    lama, twin, l1 = (
+        recipes.load(name)
+        for name in ("tiny_lama_shallow", "conv_lama_shallow", "tiny_lama_shallow_l1")
+    )
+    # LaMa's optimisers (big-lama config): Adam 1e-3 for the generator, 1e-4 for the
+    # discriminator with torch's default betas; gradients clipped at 1.
+    assert lama.optimiser == {
+        "name": "adam",
+        "lr": 1e-3,
+        "discriminator_lr": 1e-4,
+        "discriminator_betas": [0.9, 0.999],
+        "clip_grad_norm": 1.0,
+    }
+    assert lama.data["mask_kind"] == "mixed" and "textures" in lama.data["sources"]
+    # The twin: another network, nothing else.
+    assert (twin.model, lama.model) == ("conv_lama_shallow", "tiny_lama_shallow")
+    assert (twin.data, twin.loss, twin.optimiser, twin.steps) == (
+        lama.data, lama.loss, lama.optimiser, lama.steps,
+    )  # fmt: skip
+    # The loss ablation: another loss on the same network, data, rate, clipping and steps.
+    assert l1.model == lama.model and l1.loss == {"terms": "l1"}
+    assert (l1.data, l1.steps, l1.optimiser["lr"], l1.optimiser["clip_grad_norm"]) == (
+        lama.data, lama.steps, lama.optimiser["lr"], lama.optimiser["clip_grad_norm"],
+    )  # fmt: skip
+
+
+def test_a_lama_recipe_trains_both_networks_with_its_own_optimisers(tmp_path, monkeypatch):
+    monkeypatch.setitem(training.MODELS, "tiny", Tiny)
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    text = TINY_RECIPE.replace('[loss]\nterms = "l1"\n', "").replace(
+        '[optimiser]\nname = "adam"\nlr = 1e-3\n', LAMA_TABLES
+    )
+    path = tmp_path / "lama.toml"
+    path.write_text(text)
+    run = tmp_path / "run"
+    assert training.main(["--recipe", str(path), "--run-dir", str(run), "--quiet"]) == 0
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=False)
+    groups = checkpoint["discriminator_optimizer"]["param_groups"][0]
+    assert (groups["lr"], groups["betas"]) == (1e-4, (0.9, 0.999))
+    assert checkpoint["optimizer"]["param_groups"][0]["lr"] == 1e-3
+    history = json.loads((run / "history.json").read_text())["history"]
+    assert {"known", "adversarial", "feature_matching", "perceptual", "d_loss", "r1"} <= set(
+        history[-1]
+    )

@@ -67,6 +67,24 @@ def same_weights(first: nn.Module, second: nn.Module) -> bool:
 # --- data ------------------------------------------------------------------------------------
 
 
+def test_textures_are_periodic_backgrounds_without_objects():
+    from course_lib.data import PERIODIC_BACKGROUNDS, ProceduralScenes, render_texture
+
+    stream = training.InpaintingBatches(
+        sources=["scenes", "textures"], size=32, batch_size=4, seed=0
+    )
+    image, _ = stream.batch(1)  # items 2 and 3 of each source
+    assert stream.counts == (2, 2)
+    backgrounds = ProceduralScenes(32, seed=0, backgrounds=PERIODIC_BACKGROUNDS)
+    for k in (0, 1):
+        scene = backgrounds.scene(2 + k)
+        assert scene.background.kind in PERIODIC_BACKGROUNDS and scene.objects  # objects left out
+        assert torch.equal(image[2 + k], render_texture(scene.background, 32, 32))
+    assert torch.equal(image[:2], ProceduralScenes(32, seed=0).batch(2, 2)[0])
+    with pytest.raises(ValueError, match="unknown image source"):
+        training.InpaintingBatches(sources=["noise"])
+
+
 def test_a_batch_depends_only_on_its_step(data):
     image, hole = data.batch(3)
     assert image.shape == (4, 3, 16, 16) and image.dtype == torch.float32
