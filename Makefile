@@ -9,7 +9,7 @@ LAB_ARGS ?=
 # Jupyter refuses to run as root (containers, some CI machines) unless told it may.
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test unit nbval nbval-portable test-oldest notebooks student slides lint format constraints clean-venv
+.PHONY: lab test unit nbval nbval-portable test-oldest notebooks exercises student slides lint format constraints clean-venv
 
 # (Re)create the virtual environment whenever the package or its pinned versions change.
 $(STAMP): pyproject.toml constraints.txt
@@ -68,6 +68,11 @@ test-oldest:
 # Execute every lesson in place, in order, from a fresh kernel, under the quick profile.
 notebooks: $(STAMP)
 	COURSE_PROFILE=quick $(BIN)/python tools/execute_notebooks.py notebooks/[0-9][0-9]_*.ipynb
+
+# Every exercise check against its plausible wrong answers (tests/exercise_wrong_answers.py):
+# each lesson runs once in a kernel, then each wrong answer must fail its check, each solution pass.
+exercises: $(STAMP)
+	COURSE_PROFILE=quick $(BIN)/python tools/check_exercises.py notebooks/[0-9][0-9]_*.ipynb
 
 # Student copies of the lessons in student/: each solution block becomes a placeholder.
 student: $(STAMP)

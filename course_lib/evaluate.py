@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -337,22 +338,32 @@ def verdicts(
 # Held-out images every lesson is scored on. Training uses PhotoPatches(split="train") and
 # ProceduralScenes(seed=0); these never overlap with them.
 TEST_SCENE_SEED = 10_000
-HELD_OUT_SOURCES = ("photos", "scenes")
+HELD_OUT_SOURCES = ("photos", "scenes", "periodic_scenes", "textures")
 
 
 def held_out_images(source: str, size: int, count: int) -> torch.Tensor:
     """The first ``count`` held-out evaluation images ``(count, 3, size, size)``.
 
     ``"photos"``: patches of the test photographs (never seen in training);
-    ``"scenes"``: procedural scenes drawn with a seed no training run uses.
+    ``"scenes"``: procedural scenes drawn with a seed no training run uses;
+    ``"periodic_scenes"``: the first of those scenes whose background is periodic (stripes,
+    checkerboard, grating, dots; lesson 05); ``"textures"``: the backgrounds of those same
+    scenes alone, without their objects.
     """
-    from course_lib.data import PhotoPatches, ProceduralScenes
+    from course_lib.data import PERIODIC_BACKGROUNDS, PhotoPatches, ProceduralScenes, render_texture
 
     if source == "photos":
         return PhotoPatches(patch_size=size, split="test", seed=0).batch(0, count)
+    scenes = ProceduralScenes(size=size, seed=TEST_SCENE_SEED)
     if source == "scenes":
-        return ProceduralScenes(size=size, seed=TEST_SCENE_SEED).batch(0, count)[0]
-    raise ValueError(f"unknown held-out source {source!r}; choose one of {HELD_OUT_SOURCES}.")
+        return scenes.batch(0, count)[0]
+    if source not in HELD_OUT_SOURCES:
+        raise ValueError(f"unknown held-out source {source!r}; choose one of {HELD_OUT_SOURCES}.")
+    periodic = (i for i in range(len(scenes)) if scenes.background_of(i) in PERIODIC_BACKGROUNDS)
+    chosen = list(itertools.islice(periodic, count))
+    if source == "periodic_scenes":
+        return torch.stack([scenes[i][0] for i in chosen])
+    return torch.stack([render_texture(scenes.scene(i).background, size, size) for i in chosen])
 
 
 def images_from(dataset: torch.Tensor | Sequence, count: int | None = None) -> torch.Tensor:

@@ -38,6 +38,7 @@ __all__ = [
     "STROKE_PRESETS",
     "band_label",
     "band_of",
+    "centred_box",
     "composite",
     "coverage",
     "dilate",
@@ -232,6 +233,28 @@ def generate(
 # ---------------------------------------------------------------------------------------------
 # Describing masks
 # ---------------------------------------------------------------------------------------------
+
+
+def centred_box(size: int, coverage: float, batch: int = 1) -> torch.Tensor:
+    """A square hole in the middle of a ``size x size`` image, ``(batch, 1, size, size)``.
+
+    Its side is ``round(size * sqrt(coverage))`` (so its coverage is the nearest a whole
+    square can get), centred as well as whole pixels allow. Lesson 05 puts one behind
+    periodic textures: the hole is far from the border on every side, so a method must
+    carry the pattern in from all four.
+    """
+    size = check_int(size, "size", 2)
+    coverage = check_coverage(coverage)
+    side = round(size * coverage**0.5)
+    if not 1 <= side <= size - 2:
+        raise ValueError(
+            f"a centred box of coverage {coverage} on {size}x{size} pixels would be {side} px "
+            f"wide; it needs 1 to {size - 2} px (known pixels around it): change the coverage."
+        )
+    start = (size - side) // 2
+    hole = torch.zeros(check_int(batch, "batch", 1), 1, size, size)
+    hole[..., start : start + side, start : start + side] = 1
+    return hole
 
 
 def coverage(mask: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,8 @@ fill *looks like* the truth, whatever its exact pixels:
   divided by that of the true image: 1 for a fill as busy as the truth, near 0 for a blur,
   above 1 for noise. The evaluation harness scores each pair's distance from 1 on a log
   scale, ``grad_gap = |log2 ratio|`` (0 is best; 1 means half or twice the truth's energy).
+* :func:`hole_correlation`: whether a fill is *in step* with the truth, the correlation of
+  fill and truth over the hole (lesson 05: do stripes continue behind a hole?).
 * :func:`frechet_distance` of hole features: each pair's fill is described by the mean
   response of the course's feature network (its ``pool2`` maps, 64 edge and texture
   detectors) over the hole, and the set of fills of a method is compared with the set of
@@ -60,6 +62,26 @@ def gradient_energy_ratio(
     return (gradient_energy(composite, hole) + ENERGY_FLOOR) / (
         gradient_energy(image, hole) + ENERGY_FLOOR
     )
+
+
+def hole_correlation(
+    composite: torch.Tensor, image: torch.Tensor, hole: torch.Tensor
+) -> torch.Tensor:
+    """How well a fill continues the truth *in step*: per pair ``(B,)``, the correlation of
+    the composite with the true image over the hole's pixels, averaged over the channels.
+
+    1 when the fill follows every rise and fall of the truth (up to brightness and contrast),
+    about 0 for a flat fill or a texture shifted by a quarter period, -1 for one shifted by
+    half a period (lesson 05 asks whether a network continues stripes behind a hole). A
+    channel that is flat in the fill or in the truth counts as 0.
+    """
+    values = []
+    for fill, truth, region in zip(composite, image, hole[:, 0].bool(), strict=True):
+        a = fill[:, region] - fill[:, region].mean(dim=1, keepdim=True)  # (C, N)
+        b = truth[:, region] - truth[:, region].mean(dim=1, keepdim=True)
+        norms = a.norm(dim=1) * b.norm(dim=1)  # (C,)
+        values.append(((a * b).sum(dim=1) / norms.clamp(min=1e-12)).mean())
+    return torch.stack(values)
 
 
 @torch.no_grad()

@@ -382,25 +382,47 @@ class TrainResult:
     seconds: float
     run_dir: Path | None
 
-    def plot(self, title: str = "training loss", smooth: int | None = None) -> Figure:
+    def plot(
+        self,
+        title: str = "training loss",
+        smooth: int | None = None,
+        weights: Mapping[str, float] | None = None,
+    ) -> Figure:
         """The loss curve and its parts against the step, on a log scale.
 
         One batch's loss is noisy (its holes may be large or small), so each curve is drawn
         faintly as recorded and boldly as a running mean over ``smooth`` steps (default: a
-        25th of the run).
+        25th of the run). The history records each part *unweighted*; with ``weights``
+        (``{part: weight}``, every part) each is drawn times its weight, as it enters the
+        total, and the legend says so ("6 x hole"); without, the legend marks the parts
+        "(unweighted)", next to the weighted total.
         """
         if not self.history:
             raise ValueError("this run has no recorded steps to plot.")
         window = smooth or max(1, len(self.history) // 25)
         figure, axis = plt.subplots(figsize=(6.4, 3.6))
         steps = np.array([entry["step"] for entry in self.history])
-        for key in (key for key in self.history[0] if key != "step"):
+        parts = [key for key in self.history[0] if key not in ("step", "val_hole_psnr")]
+        # A part equal to the total at every step (a loss of one term) would hide behind it.
+        same = [k for k in parts[1:] if all(entry[k] == entry["loss"] for entry in self.history)]
+        parts = [key for key in parts if key not in same]
+        missing = sorted(set(parts) - {"loss"} - set(weights or {})) if weights else []
+        if missing:
+            raise ValueError(f"weights must give every part of the loss; missing {missing}.")
+        for key in parts:
             values = np.array([entry[key] for entry in self.history])
+            if key == "loss":
+                label = "total loss (weighted sum)" if len(parts) > 1 else "loss"
+                label += f" (= {', '.join(same)})" if same else ""
+            elif weights:
+                values, label = weights[key] * values, f"{weights[key]:g} x {key}"
+            else:
+                label = f"{key} (unweighted)"
             # Running mean over the last `window` steps (fewer at the start).
             totals = np.cumsum(np.insert(values, 0, 0.0))
             counts = np.minimum(np.arange(1, len(values) + 1), window)
             running = (totals[1:] - totals[np.arange(len(values)) + 1 - counts]) / counts
-            (line,) = axis.plot(steps, running, label="total loss" if key == "loss" else key)
+            (line,) = axis.plot(steps, running, label=label)
             axis.plot(steps, values, color=line.get_color(), alpha=0.25, linewidth=0.8)
         axis.set_yscale("log")
         axis.set_xlabel("step")

@@ -16,7 +16,10 @@ from matplotlib.figure import Figure
 
 from course_lib.convert import image_to_numpy
 
-HOLE_COLOUR = (1.0, 0.2, 0.2)  # holes are drawn in red throughout the course
+# Holes are drawn the same way throughout the course: a checkerboard of one-pixel squares,
+# magenta and black. No picture of the course has a texture that fine (its periods start at
+# 4 px), so a hole cannot be mistaken for content, on black, white or magenta content alike.
+HOLE_COLOUR = (1.0, 0.0, 1.0)
 
 
 def _as_list(images: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -69,38 +72,59 @@ def show_images(
     return figure
 
 
-def overlay(image: torch.Tensor, hole: torch.Tensor, alpha: float = 0.6) -> torch.Tensor:
-    """Tint the hole pixels of ``image`` red: ``(B, 3, H, W)`` + ``(B, 1, H, W)`` -> ``(B, 3, H, W)``.
-
-    The picture shows what the mask covers without hiding what lies underneath.
-    """
+def hole_pattern(image: torch.Tensor) -> torch.Tensor:
+    """The course's hole picture for ``image``'s size: ``(1, 3, H, W)``, magenta where
+    ``row + column`` is even and black where it is odd."""
+    height, width = image.shape[-2:]
+    rows = torch.arange(height, device=image.device).view(-1, 1)
+    columns = torch.arange(width, device=image.device).view(1, -1)
+    on = ((rows + columns) % 2 == 0).to(image.dtype)  # (H, W)
     colour = torch.tensor(HOLE_COLOUR, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    return colour * on  # (1, 3, H, W)
+
+
+def overlay(image: torch.Tensor, hole: torch.Tensor, alpha: float = 0.6) -> torch.Tensor:
+    """Lay the hole pattern over ``image``: ``(B, 3, H, W)`` + ``(B, 1, H, W)`` -> ``(B, 3, H, W)``.
+
+    The picture shows what the mask covers without hiding what lies underneath: hole pixels
+    are ``(1 - alpha) * image + alpha * pattern`` (:func:`hole_pattern`).
+    """
     weight = alpha * hole.to(image.dtype)  # (B, 1, H, W)
-    return image * (1 - weight) + colour * weight
+    return image * (1 - weight) + hole_pattern(image) * weight
 
 
 def masked_input(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-    """What an inpainting method is given: the image with its holes painted white."""
-    return image * (1 - hole) + hole
+    """What an inpainting method is given, made visible: the known pixels as they are, and the
+    hole, whose pixels every method receives as zeros, drawn as the hole pattern (black with
+    every other pixel magenta, :func:`hole_pattern`) so that it shows on dark content too."""
+    return image * (1 - hole) + hole_pattern(image) * hole
 
 
 def side_by_side(
-    panels: dict[str, torch.Tensor], title: str | None = None, size: float = 2.2
+    panels: dict[str, torch.Tensor],
+    title: str | None = None,
+    size: float = 2.2,
+    row_labels: Sequence[str] | None = None,
 ) -> Figure:
-    """Rows of named panels: ``{"image": (B,3,H,W), "hole": (B,1,H,W), ...}``, one row per sample."""
+    """Rows of named panels: ``{"image": (B,3,H,W), "hole": (B,1,H,W), ...}``, one row per
+    sample; the panel names head the columns, ``row_labels`` (one per sample) the rows."""
     if not panels:
         raise ValueError("side_by_side needs at least one panel, e.g. {'image': images}.")
     names = list(panels)
     batches = [_as_list(panels[name]) for name in names]
-    rows = len(batches[0])
-    if any(len(batch) != rows for batch in batches):
+    count = len(batches[0])
+    if any(len(batch) != count for batch in batches):
         raise ValueError("every panel must hold the same number of images.")
+    if row_labels is not None and len(row_labels) != count:
+        raise ValueError(f"got {len(row_labels)} row labels for {count} rows; give one per sample.")
     figure, axes = plt.subplots(
-        rows, len(names), figsize=(size * len(names), (size + 0.35) * rows + 0.5), squeeze=False
+        count, len(names), figsize=(size * len(names), (size + 0.35) * count + 0.5), squeeze=False
     )
-    for row in range(rows):
+    for row in range(count):
         for column, name in enumerate(names):
             _draw(axes[row, column], batches[column][row], name if row == 0 else None)
+        if row_labels is not None:
+            axes[row, 0].set_ylabel(row_labels[row], fontsize=9)
     if title:
         figure.suptitle(title)
     figure.tight_layout()

@@ -195,6 +195,20 @@ def test_held_out_images_are_not_training_images():
         evaluate.held_out_images("faces", 64, 4)
 
 
+def test_held_out_periodic_scenes_and_their_textures():
+    from course_lib.data import PERIODIC_BACKGROUNDS, ProceduralScenes, render_texture
+
+    scenes = ProceduralScenes(size=32, seed=evaluate.TEST_SCENE_SEED)
+    periodic = [i for i in range(12) if scenes.background_of(i) in PERIODIC_BACKGROUNDS][:7]
+    assert periodic[-1] > 6, "scene 6 has a smooth background: it is skipped"
+    with_objects = evaluate.held_out_images("periodic_scenes", 32, 7)
+    textures = evaluate.held_out_images("textures", 32, 7)
+    for k, index in enumerate(periodic):
+        assert torch.equal(with_objects[k], scenes[index][0])
+        assert torch.equal(textures[k], render_texture(scenes.scene(index).background, 32, 32))
+    assert not torch.equal(with_objects, textures)  # the objects are left out of the textures
+
+
 # --- the averaging rule, intervals and paired comparisons (trusted tables) -------------------
 
 

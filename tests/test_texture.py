@@ -87,3 +87,46 @@ def test_the_harness_scores_texture_for_every_pair():
     )
     with pytest.raises(ValueError, match="grad_gap"):
         evaluate.paired(smooth, flat, "grad_log_ratio", "box", bands)
+
+
+def test_hole_correlation_is_one_in_step_zero_flat_and_minus_one_out_of_phase():
+    from course_lib import data, masks
+
+    stripes = data.Texture("stripes", ((0.0, 0.0, 0.0), (1.0, 0.5, 0.2)), period=8 / 32)
+    truth = data.render_texture(stripes, 32, 32)[None]  # (1, 3, 32, 32)
+    hole = masks.centred_box(32, 0.3)
+    half_period = data.render_texture(
+        data.Texture("stripes", stripes.colours, period=8 / 32, phase=(0.5, 0.0)), 32, 32
+    )[None]
+    flat = torch.full_like(truth, 0.5)
+    scores = [
+        texture.hole_correlation(masks.composite(truth, hole, fill), truth, hole).item()
+        for fill in (0.3 + 0.4 * truth, half_period, flat)  # brightness and contrast changed
+    ]
+    assert scores[0] == pytest.approx(1.0, abs=1e-5)
+    assert scores[1] == pytest.approx(-1.0, abs=1e-5)
+    assert scores[2] == 0.0
+    # Per pair, against a loop over pixels and channels.
+    generator = torch.Generator().manual_seed(0)
+    images, fills = torch.rand(2, 2, 3, 16, 16, generator=generator)
+    holes = masks.generate("box", 2, 16, 16, coverage=0.3, seed=1)
+    got = texture.hole_correlation(fills, images, holes)
+    for k in range(2):
+        region = holes[k, 0].bool()
+        expected = np.mean(
+            [np.corrcoef(fills[k, c][region], images[k, c][region])[0, 1] for c in range(3)]
+        )
+        assert got[k].item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_centred_box_sits_in_the_middle_at_the_nearest_coverage():
+    from course_lib import masks
+
+    hole = masks.centred_box(64, 0.39, batch=2)
+    assert hole.shape == (2, 1, 64, 64) and torch.equal(hole[0], hole[1])
+    rows = hole[0, 0].any(dim=1).nonzero().flatten()
+    assert (rows.min().item(), rows.max().item()) == (12, 51)  # 40 rows: round(64 * 0.624)
+    assert masks.coverage(hole)[0].item() == pytest.approx(40 * 40 / 64**2)
+    assert torch.equal(hole[0, 0], hole[0, 0].T)
+    with pytest.raises(ValueError, match="known pixels around it"):
+        masks.centred_box(8, 0.99)

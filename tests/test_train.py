@@ -388,6 +388,24 @@ def test_the_loss_plot_shows_a_running_mean():
     assert list(raw.get_ydata()) == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
 
 
+def test_the_loss_plot_says_which_curves_are_weighted():
+    history = [{"step": step, "loss": 7.0, "valid": 1.0, "hole": 1.0} for step in range(1, 4)]
+    result = training.TrainResult(history, steps=3, seconds=0.0, run_dir=None)
+    labels = [text.get_text() for text in result.plot().axes[0].get_legend().get_texts()]
+    assert labels == ["total loss (weighted sum)", "valid (unweighted)", "hole (unweighted)"]
+    weighted = result.plot(weights={"valid": 1.0, "hole": 6.0}).axes[0]
+    labels = [text.get_text() for text in weighted.get_legend().get_texts()]
+    assert labels == ["total loss (weighted sum)", "1 x valid", "6 x hole"]
+    assert list(weighted.lines[4].get_ydata()) == [6.0, 6.0, 6.0]  # the hole part, times 6
+    with pytest.raises(ValueError, match="missing \\['hole'\\]"):
+        result.plot(weights={"valid": 1.0})
+    # A loss of one term: its part is the total, drawn once and named in the legend.
+    single = [{"step": step, "loss": 0.5 / step, "mse_removed": 0.5 / step} for step in (1, 2)]
+    axis = training.TrainResult(single, steps=2, seconds=0.0, run_dir=None).plot().axes[0]
+    assert len(axis.lines) == 2  # the running mean and the raw curve of the total only
+    assert [text.get_text() for text in axis.get_legend().get_texts()] == ["loss (= mse_removed)"]
+
+
 def test_a_run_records_which_loss_module_it_used():
     class Weighted(torch.nn.Module):
         def __init__(self, weight: float):
