@@ -182,8 +182,10 @@ def baselines_suite(args: argparse.Namespace) -> Iterator[dict]:
             }
 
 
-def training_speed(model_class: type, lr: float, repeats: int, what: str) -> dict:
-    """Training steps per second of ``model_class.from_config("small")``: batch 16 at 64x64
+def training_speed(
+    model_class: type, lr: float, repeats: int, what: str, config: str = "small"
+) -> dict:
+    """Training steps per second of ``model_class.from_config(config)``: batch 16 at 64x64
     with LaMa's mixed masks at coverage 0.25; forward, L1 loss, backward, Adam step."""
     from course_lib import masks
     from course_lib.config import device
@@ -193,7 +195,7 @@ def training_speed(model_class: type, lr: float, repeats: int, what: str) -> dic
     images = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0)).to(where)
     holes = masks.generate("mixed", batch, size, size, 0.25, seed=0).to(where)
     torch.manual_seed(0)
-    model = model_class.from_config("small").to(where).train()
+    model = model_class.from_config(config).to(where).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 
     def train_step() -> None:
@@ -205,7 +207,7 @@ def training_speed(model_class: type, lr: float, repeats: int, what: str) -> dic
     return {
         "what": what,
         "model": model_class.__name__,
-        "config": "small",
+        "config": config,
         "parameters": model.parameter_count(),
         "device": where.type,
         "threads": torch.get_num_threads(),
@@ -296,7 +298,8 @@ def ffc_suite(args: argparse.Namespace) -> Iterator[dict]:
     """Lesson 05. Forward + backward time of FFCResnetBlock against ConvResnetBlock with the
     same channels (batch 8, training mode, timed alternately in the same run); targets are
     the ratios of LaMa's own FFCResnetBlock measured on the course's CPU. Then training steps
-    per second of the small TinyLaMa and its same-size ConvLaMa twin (batch 16, 64x64)."""
+    per second of TinyLaMa and its same-size ConvLaMa twin in the "small" and "shallow"
+    layouts (batch 16, 64x64)."""
 
     from torch import nn
 
@@ -310,6 +313,7 @@ def ffc_suite(args: argparse.Namespace) -> Iterator[dict]:
         (64, 64, 1.46),
         (64, 128, 1.43),
         (128, 32, 1.05),
+        (64, 32, None),  # the bottleneck of the "shallow" TinyLaMa at 64x64 (lesson 05)
         (64, 256, None),
     ]
     for channels, size, target in shapes:
@@ -357,10 +361,12 @@ def ffc_suite(args: argparse.Namespace) -> Iterator[dict]:
             "target_ratio": target,
         }
 
-    for model_class in (TinyLaMa, ConvLaMa):
-        yield training_speed(
-            model_class, lr=1e-3, repeats=args.repeats, what="lama_train_steps_per_second"
-        )
+    for config in ("small", "shallow"):
+        for model_class in (TinyLaMa, ConvLaMa):
+            yield training_speed(
+                model_class, lr=1e-3, repeats=args.repeats, what="lama_train_steps_per_second",
+                config=config,
+            )  # fmt: skip
 
 
 @benchmark("losses")

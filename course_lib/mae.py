@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib import masks
+from course_lib import masks, viz
 from course_lib.validate import check_image, check_known_pixels, check_mask
 
 __all__ = [
@@ -92,9 +92,6 @@ a tiny model that pre-trains a few hundred steps on a laptop CPU in about a minu
 NORM_PIX_EPS = 1e-6
 """Added to each patch's variance before the square root when ``norm_pix_loss`` standardises
 the targets: a flat patch (variance 0) must not be divided by zero."""
-
-MASK_GREY = 0.5
-"""The grey that paints removed patches in :meth:`MaskedAutoencoder.reconstruct`."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -594,7 +591,8 @@ class MaskedAutoencoder(nn.Module):
         generator: torch.Generator | None = None,
     ) -> dict[str, torch.Tensor]:
         """The panels of the paper's figures, for display: ``"original"``, ``"masked"``
-        (removed patches grey), ``"reconstruction"`` (every patch as predicted),
+        (removed patches drawn as the course's hole pattern, :func:`course_lib.viz.masked_input`),
+        ``"reconstruction"`` (every patch as predicted),
         ``"pasted"`` (the reconstruction with the visible patches pasted back), each
         ``(B, C, H, W)`` clamped to [0, 1], and ``"mask"`` ``(B, 1, H, W)`` (1 = removed).
 
@@ -616,7 +614,7 @@ class MaskedAutoencoder(nn.Module):
         removed = patch_mask_to_pixels(mask, self.patch, size, size)  # (B, 1, H, W)
         return {
             "original": images,
-            "masked": images * (1 - removed) + MASK_GREY * removed,
+            "masked": viz.masked_input(images, removed),
             "reconstruction": reconstruction,
             "pasted": masks.composite(images, removed, reconstruction),
             "mask": removed,
