@@ -55,7 +55,12 @@ def test_every_shipped_weight_file_has_a_recipe_that_matches_its_record():
     trained_elsewhere = {"course_features"}  # made by python -m course_lib.feature_nets train
     # Lesson 05's new recipes, whose runs are in progress (staged over several sessions on a
     # CPU); each leaves this set when its weights are exported and committed.
-    in_training = {"tiny_lama_shallow", "conv_lama_shallow", "tiny_lama_shallow_l1"}
+    in_training = {
+        "tiny_lama_shallow",
+        "conv_lama_shallow",
+        "tiny_lama_shallow_l1",
+        "conv_lama_shallow_l1",
+    }
     assert not in_training & set(shipped), "exported: take it out of in_training"
     assert set(recipes.names()) - in_training == set(shipped) - trained_elsewhere
     loss_names = {
@@ -369,6 +374,12 @@ def test_lesson_05s_recipes_follow_lamas_config_and_differ_only_where_they_shoul
     assert (twin.model, lama.model) == ("conv_lama_shallow", "tiny_lama_shallow")
     assert (twin.data, twin.loss, twin.optimiser, twin.steps) == (
         lama.data, lama.loss, lama.optimiser, lama.steps,
+    )  # fmt: skip
+    # The L1 recipe's twin: the other network, the same recipe.
+    l1_twin = recipes.load("conv_lama_shallow_l1")
+    assert l1_twin.model == "conv_lama_shallow"
+    assert (l1_twin.data, l1_twin.loss, l1_twin.optimiser, l1_twin.steps) == (
+        l1.data, l1.loss, l1.optimiser, l1.steps,
     )  # fmt: skip
     # The loss ablation: another loss on the same network, data, rate, clipping and steps.
     assert l1.model == lama.model and l1.loss == {"terms": "l1"}
