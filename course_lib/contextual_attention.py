@@ -1,0 +1,112 @@
+"""Contextual attention (lesson 08): fill a hole by copying known feature patches that match.
+
+PatchMatch (lesson 02) copies pixels from where the image looks alike; convolutions alone can
+only carry information a few pixels per layer. DeepFill v1 (Yu et al., *Generative Image
+Inpainting with Contextual Attention*, CVPR 2018) puts the copying inside the network, on
+feature maps, and makes it differentiable:
+
+1. cut the background features into ``k x k`` patches, one centred on every location, and
+   keep those that contain no hole (they are the known context);
+2. score every location of the foreground against every kept patch by **cosine similarity**:
+   a convolution of the foreground with the normalised patches as filters, divided by the
+   norm of the foreground's own patch at that location (the paper's cosine; the authors' code
+   normalises only the background patches, so there the foreground's norm acts as a
+   temperature that differs from location to location);
+3. **attention propagation**: add the scores of the neighbouring locations matched with the
+   neighbouring patches (shifted by the same offset, first along the rows, then the
+   columns), so that a coherent region copies a coherent region;
+4. a **softmax** over the patches, with a scale (10 in the paper) that makes it nearly a
+   choice of the best match;
+5. paste the patches back, weighted by the attention: a transposed convolution with the raw
+   patches as filters; each output pixel gets ``k * k`` overlapping contributions, averaged.
+
+:func:`contextual_attention` returns the pasted features and the attention, ``(B, L, H, W)``
+with ``L = H * W`` patches in row-major order: for a hole location, where it copies from.
+The paper matches at half resolution (patches of the downsampled map) to save memory; this
+version works at the map's own resolution, which is enough for the course's small maps.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from course_lib.validate import check_mask
+
+__all__ = ["SOFTMAX_SCALE", "contextual_attention", "propagate"]
+
+SOFTMAX_SCALE = 10.0  # the paper's scale of the cosine similarities before the softmax
+
+
+def propagate(scores: torch.Tensor, height: int, width: int, size: int = 3) -> torch.Tensor:
+    """Attention propagation of ``scores`` ``(B, L, H, W)`` (patch ``l`` centred at row
+    ``l // W``, column ``l % W``): each score becomes the sum of the scores of the ``size``
+    neighbours along the row, each matched with the patch shifted by the same offset; then
+    the same along the column. Offsets beyond the border add nothing."""
+    batch, radius = scores.shape[0], size // 2
+    s = scores.reshape(batch, height, width, height, width)  # (B, patch y, patch x, y, x)
+    total = torch.zeros_like(s)
+    for d in range(-radius, radius + 1):  # along the row: patch x + d matched at x + d
+        lo, hi = max(0, -d), min(width, width - d)
+        total[:, :, lo:hi, :, lo:hi] += s[:, :, lo + d : hi + d, :, lo + d : hi + d]
+    s, total = total, torch.zeros_like(total)
+    for d in range(-radius, radius + 1):  # then along the column
+        lo, hi = max(0, -d), min(height, height - d)
+        total[:, lo:hi, :, lo:hi] += s[:, lo + d : hi + d, :, lo + d : hi + d]
+    return total.reshape(batch, height * width, height, width)
+
+
+def contextual_attention(
+    foreground: torch.Tensor,
+    background: torch.Tensor,
+    hole: torch.Tensor,
+    patch: int = 3,
+    softmax_scale: float = SOFTMAX_SCALE,
+    propagation: int = 3,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fill ``foreground`` ``(B, C, H, W)`` with patches of ``background`` (same shape) that
+    contain no pixel of ``hole`` ``(B, 1, H, W)`` (1 = hole, at the maps' resolution).
+
+    Returns ``(output (B, C, H, W), attention (B, H * W, H, W))``; ``attention[b, l, y, x]`` is
+    the weight location ``(y, x)`` gives to the patch centred at ``(l // W, l % W)``, zero for
+    patches that touch the hole or the border. ``propagation``: the neighbourhood of attention
+    propagation (1: none). Raises ``ValueError`` if some sample has no patch free of holes.
+    """
+    if foreground.dim() != 4 or foreground.shape != background.shape:
+        raise ValueError(
+            "foreground and background must be feature maps (B, C, H, W) of one shape, got "
+            f"{tuple(foreground.shape)} and {tuple(background.shape)}."
+        )
+    check_mask(hole, name="hole")
+    batch, channels, height, width = foreground.shape
+    if hole.shape != (batch, 1, height, width):
+        raise ValueError(
+            f"hole must be (B, 1, H, W) = {(batch, 1, height, width)} at the maps' resolution, "
+            f"got {tuple(hole.shape)}; resize it with F.interpolate(hole, size, mode='nearest')."
+        )
+    if patch < 1 or patch % 2 == 0:
+        raise ValueError(f"patch must be an odd size (3 in the paper), got {patch}.")
+    pad = patch // 2
+    # Every patch of the background, one per location: (B, L, C * k * k).
+    patches = F.unfold(background, patch, padding=pad).transpose(1, 2)
+    # Patches with no hole pixel; the padding outside the map counts as hole.
+    touched = F.unfold(F.pad(hole.float(), (pad,) * 4, value=1.0), patch).amax(dim=1)  # (B, L)
+    usable = touched == 0  # (B, L)
+    if not usable.any(dim=1).all():
+        raise ValueError("contextual_attention needs at least one patch free of holes per sample.")
+    outputs, attentions = [], []
+    for b in range(batch):  # each sample has its own patches as filters
+        filters = patches[b].reshape(-1, channels, patch, patch)  # (L, C, k, k)
+        normalised = filters / filters.flatten(1).norm(dim=1).clamp(min=1e-4).view(-1, 1, 1, 1)
+        # Cosine similarity: the foreground's patch at each location is normalised too.
+        foreground_norm = F.unfold(foreground[b : b + 1], patch, padding=pad).norm(dim=1)
+        scores = F.conv2d(foreground[b : b + 1], normalised, padding=pad)  # (1, L, H, W)
+        scores = scores / foreground_norm.clamp(min=1e-4).view(1, 1, height, width)
+        if propagation > 1:
+            scores = propagate(scores, height, width, propagation)
+        scores = scores.masked_fill(~usable[b].view(1, -1, 1, 1), float("-inf"))
+        attention = torch.softmax(softmax_scale * scores, dim=1)  # (1, L, H, W)
+        pasted = F.conv_transpose2d(attention, filters, padding=pad) / patch**2  # (1, C, H, W)
+        outputs.append(pasted)
+        attentions.append(attention)
+    return torch.cat(outputs), torch.cat(attentions)

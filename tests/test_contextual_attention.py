@@ -1,0 +1,115 @@
+"""Contextual attention (course_lib.contextual_attention) against explicit loops."""
+
+import math
+
+import pytest
+import torch
+
+from course_lib.contextual_attention import contextual_attention, propagate
+
+
+def loop_attention(foreground, background, hole, patch=3, scale=10.0, propagation=3):
+    """The layer by hand for one sample: patches, cosine scores, propagation, softmax, paste."""
+    _, channels, height, width = foreground.shape
+    r, pr = patch // 2, propagation // 2
+
+    def window(features, y, x):  # the k x k patch centred at (y, x), zeros outside the map
+        out = torch.zeros(channels, patch, patch)
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                if 0 <= y + dy < height and 0 <= x + dx < width:
+                    out[:, dy + r, dx + r] = features[0, :, y + dy, x + dx]
+        return out
+
+    def usable(y, x):  # a patch inside the map with no hole pixel
+        inside = r <= y < height - r and r <= x < width - r
+        return inside and hole[0, 0, y - r : y + r + 1, x - r : x + r + 1].sum() == 0
+
+    cells = [(y, x) for y in range(height) for x in range(width)]
+    cosine = torch.zeros(len(cells), len(cells))  # [location, patch]
+    for i, (y, x) in enumerate(cells):
+        f = window(foreground, y, x).flatten()
+        for j, (v, u) in enumerate(cells):
+            b = window(background, v, u).flatten()
+            cosine[i, j] = (f @ b) / (max(f.norm(), 1e-4) * max(b.norm(), 1e-4))
+    index = {cell: i for i, cell in enumerate(cells)}
+
+    def spread(scores, along_rows):
+        out = torch.zeros_like(scores)
+        for i, (y, x) in enumerate(cells):
+            for j, (v, u) in enumerate(cells):
+                for d in range(-pr, pr + 1):
+                    a = (y, x + d) if along_rows else (y + d, x)
+                    c = (v, u + d) if along_rows else (v + d, u)
+                    if a in index and c in index:
+                        out[i, j] += scores[index[a], index[c]]
+        return out
+
+    if propagation > 1:
+        cosine = spread(spread(cosine, True), False)
+    allowed = torch.tensor([usable(v, u) for v, u in cells])
+    weights = torch.softmax(scale * cosine.masked_fill(~allowed, -math.inf), dim=1)
+    output = torch.zeros(1, channels, height, width)
+    for i, (y, x) in enumerate(cells):  # location (y, x) pastes each patch around itself
+        for j, (v, u) in enumerate(cells):
+            if weights[i, j] == 0:
+                continue
+            b = window(background, v, u)
+            for dy in range(-r, r + 1):
+                for dx in range(-r, r + 1):
+                    if 0 <= y + dy < height and 0 <= x + dx < width:
+                        output[0, :, y + dy, x + dx] += weights[i, j] * b[:, dy + r, dx + r]
+    attention = weights.T.reshape(1, len(cells), height, width)  # [patch, y, x]
+    return output / patch**2, attention
+
+
+@pytest.mark.parametrize("propagation", [1, 3])
+def test_the_layer_equals_the_loops(propagation):
+    generator = torch.Generator().manual_seed(0)
+    foreground = torch.randn(1, 2, 6, 7, generator=generator)
+    background = torch.randn(1, 2, 6, 7, generator=generator)
+    hole = torch.zeros(1, 1, 6, 7)
+    hole[..., 2:4, 3:6] = 1
+    output, attention = contextual_attention(foreground, background, hole, propagation=propagation)
+    expected_output, expected_attention = loop_attention(
+        foreground, background, hole, propagation=propagation
+    )
+    assert torch.allclose(attention, expected_attention, atol=1e-5)
+    assert torch.allclose(output, expected_output, atol=1e-5)
+    assert torch.allclose(attention.sum(dim=1), torch.ones(1, 6, 7))
+
+
+def test_a_hole_copies_the_known_patch_that_matches_it():
+    # A background of distinct patches; the foreground at one hole location shows the patch
+    # centred at (1, 1): attention there picks that patch, and the output pastes it.
+    generator = torch.Generator().manual_seed(1)
+    background = torch.randn(1, 4, 8, 8, generator=generator)
+    foreground = background.clone()
+    hole = torch.zeros(1, 1, 8, 8)
+    hole[..., 4:7, 4:7] = 1
+    foreground[..., 4:7, 4:7] = background[..., 0:3, 0:3]  # the window of the patch at (1, 1)
+    _, attention = contextual_attention(foreground, background, hole, propagation=1)
+    assert attention[0, :, 5, 5].argmax().item() == 1 * 8 + 1
+    assert attention[0, 1 * 8 + 1, 5, 5] > 0.5
+    touching = [y * 8 + x for y in range(3, 8) for x in range(3, 8)]  # patches over the hole
+    assert attention[0, touching].max() == 0
+
+
+def test_propagation_adds_the_diagonal_neighbours():
+    scores = torch.zeros(1, 9, 3, 3)
+    scores[0, 4, 1, 1] = 1.0  # patch (1, 1) at location (1, 1)
+    spread = propagate(scores, 3, 3)
+    # Location (1, 2) matched with patch (1, 2) is its neighbour along the row, shifted alike.
+    assert spread[0, 5, 1, 2] == 1.0 and spread[0, 4, 1, 2] == 0.0
+    assert spread[0, 0, 0, 0] == 1.0  # and diagonally, through the row and then the column
+    assert spread.sum() == 9.0
+
+
+def test_bad_input_is_explained():
+    maps = torch.randn(1, 2, 5, 5)
+    with pytest.raises(ValueError, match="at least one patch free of holes"):
+        contextual_attention(maps, maps, torch.ones(1, 1, 5, 5))
+    with pytest.raises(ValueError, match="at the maps' resolution"):
+        contextual_attention(maps, maps, torch.zeros(1, 1, 10, 10))
+    with pytest.raises(ValueError, match="odd size"):
+        contextual_attention(maps, maps, torch.zeros(1, 1, 5, 5), patch=2)
