@@ -831,3 +831,23 @@ def test_a_lama_run_resumes_exactly(tmp_path):
         return loss_fn, {"discriminator_optimizer": adam}
 
     assert_resumes_exactly(tmp_path, make_loss, data, lr=1e-3, clip_grad_norm=1.0)
+
+
+def test_spatially_discounted_l1_weighs_each_hole_pixel_by_gamma_to_its_depth():
+    from course_lib.masks import centred_box
+
+    hole = centred_box(12, 0.34)  # a 7 x 7 box at rows and columns 2..8
+    output, target = rand(1, 3, 12, 12, seed=4), rand(1, 3, 12, 12, seed=5)
+    got = losses.spatially_discounted_l1(output, target, hole, gamma=0.5)
+    depth = torch.zeros(12, 12)
+    for y in range(2, 9):
+        for x in range(2, 9):  # the chessboard distance to the nearest known pixel
+            depth[y, x] = 1 + min(y - 2, 8 - y, x - 2, 8 - x)
+    weight = hole[0, 0] * 0.5**depth
+    expected = (weight * (output - target).abs()).mean()
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert losses.spatially_discounted_l1(output, target, hole, gamma=1.0).item() == pytest.approx(
+        losses.hole_l1(output, target, hole).item(), rel=1e-6
+    )  # no discount: the hole L1
+    with pytest.raises(ValueError, match="gamma"):
+        losses.spatially_discounted_l1(output, target, hole, gamma=0.0)
