@@ -7,6 +7,7 @@ Context Encoder (Pathak et al., *Context Encoders: Feature Learning by Inpaintin
 2016) connects each channel's ``h x w`` map only to itself: ``C (h w)^2`` weights (131,072),
 every location of a channel seeing every location of the same channel. A 1x1 convolution
 then mixes the channels (the paper's stride-1 convolution after the layer).
+:class:`ContextEncoder` is the whole network around it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["ChannelwiseFullyConnected"]
+__all__ = ["ChannelwiseFullyConnected", "ContextEncoder"]
 
 
 class ChannelwiseFullyConnected(nn.Module):
@@ -49,3 +50,55 @@ class ChannelwiseFullyConnected(nn.Module):
     def extra_repr(self) -> str:
         channels, height, width = self.shape
         return f"channels={channels}, height={height}, width={width}"
+
+
+class ContextEncoder(nn.Module):
+    """The Context Encoder's network, at the course's scale: image with zeroed holes + mask
+    ``(B, 4, S, S)`` -> prediction ``(B, 3, S, S)`` in [0, 1].
+
+    Encoder: four 4x4 stride-2 convolutions (LeakyReLU 0.2, batch norm after the first),
+    ``S`` to ``S / 16``; the channel-wise fully connected layer and a 1x1 convolution that
+    mixes the channels; decoder: four 4x4 stride-2 transposed convolutions back to ``S``
+    (ReLU, batch norm), a sigmoid. The paper (128x128 input, five stages, an AlexNet-like
+    encoder) predicts the central 64x64 only; this one predicts every pixel, so that it fits
+    the course's evaluation, and takes the mask as a fourth channel like every course network.
+    """
+
+    def __init__(self, image_size: int = 64, width: int = 32) -> None:
+        super().__init__()
+        if image_size % 16 or image_size < 16:
+            raise ValueError(
+                f"ContextEncoder: image_size must be a multiple of 16, got {image_size}."
+            )
+        widths = [4, width, 2 * width, 4 * width, 8 * width]
+        down = []
+        for index, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            norm = nn.BatchNorm2d(c_out) if index else nn.Identity()
+            down += [nn.Conv2d(c_in, c_out, 4, 2, 1), norm, nn.LeakyReLU(0.2, inplace=True)]
+        self.encoder = nn.Sequential(*down)
+        side = image_size // 16
+        self.bottleneck = nn.Sequential(
+            ChannelwiseFullyConnected(8 * width, side, side),
+            nn.Conv2d(8 * width, 8 * width, 1),  # the channels meet here
+            nn.BatchNorm2d(8 * width),
+            nn.ReLU(inplace=True),
+        )
+        up, reversed_widths = [], [8 * width, 4 * width, 2 * width, width]
+        for c_in, c_out in zip(reversed_widths[:-1], reversed_widths[1:], strict=True):
+            up += [
+                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
+        up.append(nn.ConvTranspose2d(width, 3, 4, 2, 1))
+        self.decoder = nn.Sequential(*up)
+        self.image_size = image_size
+
+    def forward(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        if image.dim() != 4 or tuple(image.shape[-2:]) != (self.image_size,) * 2:
+            raise ValueError(
+                f"ContextEncoder was built for {self.image_size}x{self.image_size} images, got "
+                f"{tuple(image.shape)}; resize or crop first."
+            )
+        x = torch.cat([image * (1 - hole), hole], dim=1)  # (B, 4, S, S): holes zeroed
+        return torch.sigmoid(self.decoder(self.bottleneck(self.encoder(x))))

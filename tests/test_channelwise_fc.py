@@ -30,3 +30,27 @@ def test_no_mixing_between_channels_and_every_location_reaches_every_other():
     assert ChannelwiseFullyConnected(512, 4, 4).weight.numel() == 512 * 16 * 16
     with pytest.raises(ValueError, match=r"built for maps \(B, 2, 3, 3\)"):
         layer(torch.zeros(1, 2, 4, 4))
+
+
+def test_the_context_encoder_reaches_every_pixel_through_its_bottleneck():
+    from course_lib.channelwise_fc import ContextEncoder
+
+    torch.manual_seed(0)
+    network = ContextEncoder(image_size=64, width=8).eval()
+    image = torch.rand(2, 3, 64, 64, requires_grad=True)
+    hole = torch.zeros(2, 1, 64, 64)
+    hole[..., 16:48, 16:48] = 1  # the paper's central hole, at the course's scale
+    out = network(image, hole)
+    assert out.shape == (2, 3, 64, 64) and 0 <= out.min() and out.max() <= 1
+    out[0, :, 0, 0].sum().backward()  # a corner pixel of the output
+    seen = image.grad[0].abs().sum(dim=0) > 0
+    # Every known pixel reaches it, also the far corner; no hole pixel does (they are zeroed).
+    assert bool(seen[~hole[0, 0].bool()].all()) and not bool(seen[hole[0, 0].bool()].any())
+    # Without the channel-wise layer the same convolutions reach only a corner's neighbourhood.
+    network.bottleneck[0] = torch.nn.Identity()
+    image.grad = None
+    network(image, torch.zeros_like(hole))[0, :, 0, 0].sum().backward()
+    local = image.grad[0].abs().sum(dim=0) > 0
+    assert not bool(local[32:, 32:].any()) and bool(local[:8, :8].all())
+    with pytest.raises(ValueError, match="built for 64x64"):
+        network(torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32))
