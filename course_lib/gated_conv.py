@@ -20,7 +20,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["GatedConv2d"]
+from course_lib.unet import ConvUNet
+
+__all__ = ["GatedConv2d", "GatedUNet"]
 
 
 class GatedConv2d(nn.Module):
@@ -68,3 +70,39 @@ class GatedConv2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"out_channels={self.out_channels}"
+
+
+def _gated_block(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    stride: int,
+    norm: bool,
+    activation: nn.Module | None,
+) -> nn.Sequential:
+    """:class:`GatedConv2d` in place of a U-Net layer's convolution: the features go through
+    the layer's batch norm and activation, then are gated."""
+    after = [nn.BatchNorm2d(out_channels)] if norm else []
+    after += [activation] if activation is not None else []
+    layer = GatedConv2d(
+        in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2,
+        activation=nn.Sequential(*after),
+    )  # fmt: skip
+    return nn.Sequential(layer)
+
+
+class GatedUNet(ConvUNet):
+    """Lesson 03's :class:`~course_lib.unet.ConvUNet` with every layer but the output one a
+    gated convolution: the same widths, kernels, batch norms, activations and input (the image
+    with zeroed holes and the hole mask), so that a comparison isolates the learned gates.
+    Each gated layer has twice the weights of the convolution it replaces.
+
+    :meth:`gates` returns the gates of the last call, encoder first.
+    """
+
+    block = staticmethod(_gated_block)
+
+    def gates(self) -> list[torch.Tensor]:
+        """Each gated layer's gate ``(B, C, h, w)`` from the last forward pass."""
+        layers = [m for m in self.modules() if isinstance(m, GatedConv2d)]
+        return [layer.last_gate for layer in layers if layer.last_gate is not None]

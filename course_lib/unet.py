@@ -357,6 +357,7 @@ class ConvUNet(_UNetBase):
     """
 
     mask_channels = 1  # the hole mask is an input channel
+    block = staticmethod(_conv_block)  # one layer: lesson 08's gated twin replaces it
 
     def __init__(
         self,
@@ -370,11 +371,11 @@ class ConvUNet(_UNetBase):
         # The image plus the hole channel (the paper's baseline, below, has no hole channel).
         widths = (in_channels + self.mask_channels, *self.channels)
         self.encoder = nn.ModuleList(
-            _conv_block(widths[i], widths[i + 1], kernels[i], 2, i > 0, nn.ReLU())
+            self.block(widths[i], widths[i + 1], kernels[i], 2, i > 0, nn.ReLU())
             for i in range(depth)
         )
         self.decoder = nn.ModuleList(
-            _conv_block(
+            (self.block if i > 0 else _conv_block)(  # the output layer stays plain
                 widths[i + 1] + widths[i],
                 widths[i] if i > 0 else out_channels,
                 3,

@@ -34,3 +34,24 @@ def test_a_closed_gate_silences_a_channel_and_strides_halve_the_size():
     assert torch.allclose(out[:, 1], features[:, 1], atol=1e-6)  # an open gate lets it through
     with pytest.raises(ValueError, match="kernel_size must be a positive int"):
         GatedConv2d(3, 2, kernel_size=0)
+
+
+def test_the_gated_unet_is_convunet_with_gates_and_hides_the_holes():
+    from course_lib.gated_conv import GatedUNet
+    from course_lib.unet import ConvUNet
+
+    torch.manual_seed(0)
+    gated, plain = GatedUNet.from_config("small").eval(), ConvUNet.from_config("small")
+    image = torch.rand(2, 3, 48, 40)
+    hole = (torch.rand(2, 1, 48, 40) > 0.7).float()
+    out = gated(image, hole)
+    assert out.shape == image.shape
+    scrambled = torch.where(hole.bool(), torch.rand_like(image), image)
+    assert torch.equal(gated(scrambled, hole), out)
+    gates = gated.gates()
+    assert len(gates) == 2 * 5 - 1  # every layer of the depth-5 U-Net but the output layer
+    assert all(0 < gate.min() and gate.max() < 1 for gate in gates)
+    assert [gate.shape[1] for gate in gates[:5]] == [32, 64, 96, 128, 128]
+    # The same plan: each gated layer doubles its convolution's weights, the output layer not.
+    assert 1.9 < gated.parameter_count() / plain.parameter_count() < 2.1
+    assert isinstance(gated.decoder[-1][0], torch.nn.Conv2d)
