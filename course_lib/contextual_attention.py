@@ -24,6 +24,7 @@ feature maps, and makes it differentiable:
 with ``L = H * W`` patches in row-major order: for a hole location, where it copies from.
 The paper matches at half resolution (patches of the downsampled map) to save memory; this
 version works at the map's own resolution, which is enough for the course's small maps.
+:func:`shift_connection` is Shift-Net's hard, one-location version of the same idea.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import torch.nn.functional as F
 
 from course_lib.validate import check_mask
 
-__all__ = ["SOFTMAX_SCALE", "contextual_attention", "propagate"]
+__all__ = ["SOFTMAX_SCALE", "contextual_attention", "propagate", "shift_connection"]
 
 SOFTMAX_SCALE = 10.0  # the paper's scale of the cosine similarities before the softmax
 
@@ -110,3 +111,41 @@ def contextual_attention(
         outputs.append(pasted)
         attentions.append(attention)
     return torch.cat(outputs), torch.cat(attentions)
+
+
+def shift_connection(
+    decoder: torch.Tensor, encoder: torch.Tensor, hole: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shift-Net's shift-connection (Yan et al., 2018), a hard, one-pixel cousin of contextual
+    attention: every hole location of ``decoder`` ``(B, C, H, W)`` finds the known location
+    whose ``encoder`` feature (same shape) is most similar by cosine, and that encoder feature
+    is copied ("shifted") into it; known locations get zeros.
+
+    Returns ``(shifted (B, C, H, W), source (B, H, W))``, ``source`` the row-major index of the
+    known location each hole location copies from (-1 at known locations). A learned
+    PatchMatch inside the network: lesson 02's nearest neighbour search, on features.
+    """
+    if decoder.dim() != 4 or decoder.shape != encoder.shape:
+        raise ValueError(
+            "decoder and encoder must be feature maps (B, C, H, W) of one shape, got "
+            f"{tuple(decoder.shape)} and {tuple(encoder.shape)}."
+        )
+    check_mask(hole, name="hole")
+    batch, channels, height, width = decoder.shape
+    if hole.shape != (batch, 1, height, width):
+        raise ValueError(
+            f"hole must be (B, 1, H, W) = {(batch, 1, height, width)}, got {tuple(hole.shape)}."
+        )
+    known = hole.flatten(1) == 0  # (B, L)
+    if not known.any(dim=1).all():
+        raise ValueError("shift_connection needs a known location in every sample.")
+    queries = F.normalize(decoder.flatten(2), dim=1)  # (B, C, L)
+    keys = F.normalize(encoder.flatten(2), dim=1)  # (B, C, L)
+    similarity = torch.einsum("bcq,bck->bqk", queries, keys)  # (B, L queries, L keys)
+    similarity = similarity.masked_fill(~known[:, None, :], float("-inf"))
+    source = similarity.argmax(dim=2)  # (B, L): the best known key for every location
+    shifted = torch.gather(encoder.flatten(2), 2, source[:, None, :].expand(-1, channels, -1))
+    in_hole = ~known  # (B, L)
+    shifted = shifted * in_hole[:, None, :]
+    source = torch.where(in_hole, source, torch.full_like(source, -1))
+    return shifted.reshape(batch, channels, height, width), source.reshape(batch, height, width)

@@ -113,3 +113,33 @@ def test_bad_input_is_explained():
         contextual_attention(maps, maps, torch.zeros(1, 1, 10, 10))
     with pytest.raises(ValueError, match="odd size"):
         contextual_attention(maps, maps, torch.zeros(1, 1, 5, 5), patch=2)
+
+
+def test_the_shift_connection_copies_the_most_similar_known_feature():
+    from course_lib.contextual_attention import shift_connection
+
+    generator = torch.Generator().manual_seed(2)
+    decoder = torch.randn(2, 3, 5, 4, generator=generator)
+    encoder = torch.randn(2, 3, 5, 4, generator=generator)
+    hole = torch.zeros(2, 1, 5, 4)
+    hole[0, 0, 1:3, 1:3] = 1
+    hole[1, 0, 3:, :] = 1
+    shifted, source = shift_connection(decoder, encoder, hole)
+    for b in range(2):
+        for y in range(5):
+            for x in range(4):
+                if hole[b, 0, y, x] == 0:
+                    assert source[b, y, x] == -1 and shifted[b, :, y, x].abs().max() == 0
+                    continue
+                best, best_cosine = None, -2.0
+                for v in range(5):
+                    for u in range(4):
+                        if hole[b, 0, v, u] == 1:
+                            continue
+                        cosine = torch.nn.functional.cosine_similarity(
+                            decoder[b, :, y, x], encoder[b, :, v, u], dim=0
+                        ).item()
+                        if cosine > best_cosine:
+                            best, best_cosine = (v, u), cosine
+                assert source[b, y, x].item() == best[0] * 4 + best[1]
+                assert torch.equal(shifted[b, :, y, x], encoder[b, :, best[0], best[1]])
