@@ -53,13 +53,7 @@ def tiny_recipe(tmp_path, monkeypatch):
 def test_every_shipped_weight_file_has_a_recipe_that_matches_its_record():
     shipped = sorted(p.stem for p in checkpoints.WEIGHTS_DIR.glob("*.json"))
     trained_elsewhere = {"course_features"}  # made by python -m course_lib.feature_nets train
-    # Lesson 05's new recipes, whose runs are in progress (staged over several sessions on a
-    # CPU); each leaves this set when its weights are exported and committed.
-    in_training = {
-        "conv_lama_shallow",
-    }
-    assert not in_training & set(shipped), "exported: take it out of in_training"
-    assert set(recipes.names()) - in_training == set(shipped) - trained_elsewhere
+    assert set(recipes.names()) == set(shipped) - trained_elsewhere
     loss_names = {
         ("l1", None): "l1",
         ("pconv", 0.1, False): "pconv_course",
@@ -67,7 +61,7 @@ def test_every_shipped_weight_file_has_a_recipe_that_matches_its_record():
         ("pconv", 0.1, True): "pconv_course_adversarial",
         ("mae", None): "mae",
     }
-    for name in sorted(set(recipes.names()) - in_training):
+    for name in recipes.names():
         recipe = recipes.load(name)
         record = json.loads(checkpoints.weights_files(name)[1].read_text())
         assert recipe.model in training.MODELS
