@@ -31,12 +31,14 @@ from course_lib.validate import check_choice, check_image, check_mask
 
 SIZE = 64  # the shipped networks were trained on 64x64 images
 CLASSICAL: tuple[str, ...] = ("telea", "navier_stokes", "biharmonic", "patchmatch")
-# Label -> the shipped weights of each learned method (also its name in course_lib.train.MODELS).
+# Label -> the shipped weights of each learned method; each was trained by the recipe of the
+# same name, which names its network in course_lib.train.MODELS. The LaMa pair is lesson 05's
+# "shallow" twins with the L1 loss, the pair its experiments 1-3 compare.
 LEARNED: dict[str, str] = {
     "PConvUNet": "pconv_unet_small",
     "ConvUNet": "conv_unet_small",
-    "TinyLaMa": "tiny_lama_small",
-    "ConvLaMa": "conv_lama_small",
+    "TinyLaMa": "tiny_lama_shallow_l1",
+    "ConvLaMa": "conv_lama_shallow_l1",
     "MAE": "mae_quick",
 }
 METHODS: tuple[str, ...] = (*CLASSICAL, *LEARNED)
@@ -50,12 +52,13 @@ Fill = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 @functools.cache
 def learned_model(name: str) -> torch.nn.Module:
     """The shipped network ``name`` (a key of :data:`LEARNED`), loaded once, in eval mode."""
+    from course_lib import recipes
     from course_lib.checkpoints import load_weights
     from course_lib.train import MODELS
 
     if name not in LEARNED:
         raise ValueError(f"unknown learned method {name!r}; choose one of {sorted(LEARNED)}.")
-    model = MODELS[LEARNED[name]]()  # the network the weights were trained as
+    model = MODELS[recipes.load(LEARNED[name]).model]()  # the network the weights were trained as
     load_weights(model, LEARNED[name])
     return model.eval()
 
