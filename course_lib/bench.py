@@ -49,16 +49,17 @@ def median_seconds(function: Callable[[], object], repeats: int = 7, warmup: int
     return statistics.median(times)
 
 
-def paired_medians(
-    first: Callable[[], object], second: Callable[[], object], repeats: int
-) -> tuple[float, float]:
-    """Median seconds of two functions timed alternately, one call each per round, so that
-    the load of a shared machine falls on both alike (their ratio is what gets reported)."""
-    first_times, second_times = [], []
-    for _ in range(repeats):
-        first_times.append(median_seconds(first, repeats=1, warmup=0))
-        second_times.append(median_seconds(second, repeats=1, warmup=0))
-    return statistics.median(first_times), statistics.median(second_times)
+def paired_medians(*functions: Callable[[], object], repeats: int) -> tuple[float, ...]:
+    """Median seconds of each function, the functions timed in turn, one call each per round,
+    so that the load of a shared machine falls on all alike (their ratios are what gets
+    reported). Each round starts with the next function, so that none always runs first,
+    with cold caches, or always right after the same other one."""
+    times: list[list[float]] = [[] for _ in functions]
+    for round_index in range(repeats):
+        for offset in range(len(functions)):
+            which = (round_index + offset) % len(functions)
+            times[which].append(median_seconds(functions[which], repeats=1, warmup=0))
+    return tuple(statistics.median(recorded) for recorded in times)
 
 
 def emit(benchmark_name: str, **fields: object) -> Measurement:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 import cv2
 import numpy as np
 import torch
+from torch import nn
 
 from course_lib.bench import benchmark, median_seconds, paired_medians
 
@@ -226,8 +227,6 @@ def pconv_suite(args: argparse.Namespace) -> Iterator[dict]:
     inputs on every call (``ratio_checked``); then training steps per second of the small PConvUNet and ConvUNet
     (batch 16, 64x64: forward, L1 loss, backward, Adam step)."""
 
-    from torch import nn
-
     from course_lib import masks
     from course_lib.config import device
     from course_lib.partial_conv import PartialConv2d
@@ -268,8 +267,10 @@ def pconv_suite(args: argparse.Namespace) -> Iterator[dict]:
         pconv_step, checked_step = partial_step(pconv), partial_step(checked)
         for step in (conv_step, pconv_step, checked_step):  # warm-up: allocator, kernels
             step()
-        conv_seconds, pconv_seconds = paired_medians(conv_step, pconv_step, args.repeats)
-        base_seconds, checked_seconds = paired_medians(conv_step, checked_step, args.repeats)
+        conv_seconds, pconv_seconds = paired_medians(conv_step, pconv_step, repeats=args.repeats)
+        base_seconds, checked_seconds = paired_medians(
+            conv_step, checked_step, repeats=args.repeats
+        )
         yield {
             "what": "pconv_vs_conv_forward_backward",
             "device": where.type,
@@ -293,33 +294,63 @@ def pconv_suite(args: argparse.Namespace) -> Iterator[dict]:
         )
 
 
+class _LaMaLayoutFourierUnit(nn.Module):
+    """The Fourier unit with LaMa's data layout, as a yardstick for ``bench ffc``: the real and
+    imaginary parts stacked on a new last axis and moved next to the channels (channel
+    ``2c`` is the real part of ``c``, ``2c + 1`` its imaginary part), with a contiguous copy
+    on the way in and on the way out. The same arithmetic as :class:`course_lib.ffc.FourierUnit`
+    up to the order of the channels; only the memory traffic differs. It takes over the
+    ``conv``, ``norm`` and ``activation`` of the unit it replaces."""
+
+    def __init__(self, unit: nn.Module) -> None:
+        super().__init__()
+        self.conv, self.norm, self.activation = unit.conv, unit.norm, unit.activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = x.shape
+        spectrum = torch.fft.rfftn(x, dim=(-2, -1), norm="ortho")  # (B, C, H, W//2+1)
+        stacked = torch.stack((spectrum.real, spectrum.imag), dim=-1)  # (B, C, H, W//2+1, 2)
+        stacked = stacked.permute(0, 1, 4, 2, 3).contiguous().view(batch, 2 * channels, height, -1)
+        stacked = self.activation(self.norm(self.conv(stacked)))  # (B, 2C_out, H, W//2+1)
+        stacked = stacked.view(batch, -1, 2, height, stacked.shape[-1]).permute(0, 1, 3, 4, 2)
+        stacked = stacked.contiguous()  # (B, C_out, H, W//2+1, 2)
+        spectrum = torch.complex(stacked[..., 0], stacked[..., 1])
+        return torch.fft.irfftn(spectrum, s=(height, width), dim=(-2, -1), norm="ortho")
+
+
 @benchmark("ffc")
 def ffc_suite(args: argparse.Namespace) -> Iterator[dict]:
     """Lesson 05. Forward + backward time of FFCResnetBlock against ConvResnetBlock with the
-    same channels (batch 8, training mode, timed alternately in the same run); targets are
-    the ratios of LaMa's own FFCResnetBlock measured on the course's CPU. Then training steps
-    per second of TinyLaMa and its same-size ConvLaMa twin in the "small" and "shallow"
-    layouts (batch 16, 64x64)."""
+    same channels (batch 8, training mode), and the target: the same ratio for LaMa's own
+    block, i.e. the course's block with LaMa's data layout in its Fourier units
+    (:class:`_LaMaLayoutFourierUnit`), all three timed in turn in the same run. Then training
+    steps per second of TinyLaMa and its same-size ConvLaMa twin in the "small" and
+    "shallow" layouts (batch 16, 64x64)."""
 
-    from torch import nn
+    import copy
 
     from course_lib.config import device
-    from course_lib.ffc import ConvLaMa, ConvResnetBlock, FFCResnetBlock, TinyLaMa
+    from course_lib.ffc import ConvLaMa, ConvResnetBlock, FFCResnetBlock, FourierUnit, TinyLaMa
 
     where = device()
     generator = torch.Generator().manual_seed(0)
     batch = 8
-    shapes = [  # channels, size, target ratio (LaMa's block on this CPU; None: not measured)
-        (64, 64, 1.46),
-        (64, 128, 1.43),
-        (128, 32, 1.05),
-        (64, 32, None),  # the bottleneck of the "shallow" TinyLaMa at 64x64 (lesson 05)
-        (64, 256, None),
+    shapes = [  # channels, size
+        (64, 64),
+        (64, 128),
+        (128, 32),
+        (64, 32),  # the bottleneck of the "shallow" TinyLaMa at 64x64 (lesson 05)
+        (64, 256),
     ]
-    for channels, size, target in shapes:
+    for channels, size in shapes:
         torch.manual_seed(0)
         conv_block = ConvResnetBlock(channels).to(where).train()
         ffc_block = FFCResnetBlock(channels, ratio=0.75).to(where).train()
+        lama_block = copy.deepcopy(ffc_block)  # the same weights, LaMa's layout
+        for parent in list(lama_block.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, FourierUnit):
+                    setattr(parent, name, _LaMaLayoutFourierUnit(child))
         n_global = ffc_block.conv1.ffc.in_global
 
         def features(n: int, size: int = size) -> torch.Tensor:
@@ -344,9 +375,14 @@ def ffc_suite(args: argparse.Namespace) -> Iterator[dict]:
         ) -> None:
             torch.autograd.grad(block(inputs), (*inputs, *block.parameters()), grads)
 
-        for step in (conv_step, ffc_step):  # warm-up: allocator, kernel selection
+        def lama_step(block: nn.Module = lama_block, step=ffc_step) -> None:
+            step(block)
+
+        for step in (conv_step, ffc_step, lama_step):  # warm-up: allocator, kernel selection
             step()
-        conv_seconds, ffc_seconds = paired_medians(conv_step, ffc_step, args.repeats)
+        conv_seconds, ffc_seconds, lama_seconds = paired_medians(
+            conv_step, ffc_step, lama_step, repeats=args.repeats
+        )
         yield {
             "what": "ffc_block_vs_conv_block_forward_backward",
             "device": where.type,
@@ -357,8 +393,9 @@ def ffc_suite(args: argparse.Namespace) -> Iterator[dict]:
             "ratio_global": 0.75,
             "conv_seconds": round(conv_seconds, 5),
             "ffc_seconds": round(ffc_seconds, 5),
+            "lama_layout_seconds": round(lama_seconds, 5),
             "ratio": round(ffc_seconds / conv_seconds, 3),
-            "target_ratio": target,
+            "target_ratio": round(lama_seconds / conv_seconds, 3),
         }
 
     for config in ("small", "shallow"):
@@ -462,7 +499,7 @@ def mae_suite(args: argparse.Namespace) -> Iterator[dict]:
         all_seconds, masked_seconds = paired_medians(
             lambda encoder=encoder: encoder(0.0),
             lambda encoder=encoder: encoder(0.75),
-            args.repeats,
+            repeats=args.repeats,
         )
         yield {
             "what": "mae_encoder_forward_masked_vs_all",
