@@ -45,7 +45,9 @@ from course_lib.validate import check_image, check_known_pixels, check_mask
 __all__ = [
     "CONFIGS",
     "NORM_PIX_EPS",
+    "MAELoss",
     "MaskedAutoencoder",
+    "block_masking",
     "loss_from",
     "mae_loss",
     "mae_optimizer",
@@ -265,6 +267,53 @@ def masking_from(
         )
     keep = tokens.shape[1] - int(removed[0])
     return _shuffle_and_keep(tokens, mask.float(), keep)
+
+
+def block_masking(
+    tokens: torch.Tensor,
+    ratio: float,
+    grid: tuple[int, int],
+    generator: torch.Generator | None = None,
+    min_block: int = 4,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Block-wise masking (BEiT's, the alternative in the MAE paper's mask-sampling ablation):
+    remove rectangles of neighbouring patches instead of patches scattered at random.
+
+    Per sample, rectangles of ``min_block`` or more patches (random area and aspect ratio
+    between 1:3 and 3:1, at a random place on the ``grid`` ``(rows, cols)``) are added until
+    at least ``int(L * ratio)`` patches are covered; then exactly that many are removed, the
+    rectangles' patches first (if the last rectangle overshoots, a random few of its
+    patches stay visible). Returns ``visible``, ``mask`` and ``restore`` as
+    :func:`random_masking` does, with the same exact count of visible patches.
+    """
+    ratio = _check_ratio(ratio)
+    rows, cols = grid
+    batch, length, _ = tokens.shape
+    if rows * cols != length:
+        raise ValueError(
+            f"block_masking: grid {grid} has {rows * cols} patches, the tokens {length}."
+        )
+    target = length - int(length * (1 - ratio))  # removed patches, as random_masking removes
+    where = generator.device if generator is not None else tokens.device
+
+    def uniform(low: float, high: float) -> float:
+        return low + (high - low) * torch.rand((), generator=generator, device=where).item()
+
+    covered = torch.zeros(batch, rows, cols)  # 1 = inside a rectangle
+    for sample in covered:
+        while sample.sum() < target:
+            area = uniform(min_block, max(min_block, target - sample.sum().item()))
+            aspect = math.exp(uniform(math.log(1 / 3), math.log(3)))
+            height = max(1, min(rows, round(math.sqrt(area * aspect))))
+            width = max(1, min(cols, round(math.sqrt(area / aspect))))
+            top = int(uniform(0, rows - height + 1))
+            left = int(uniform(0, cols - width + 1))
+            sample[top : top + height, left : left + width] = 1
+    # Sort keys: visible patches in [0, 0.5), covered ones in [1, 1.5): the first L - target
+    # in sorted order stay visible, so every sample removes exactly `target` patches.
+    noise = torch.rand(batch, length, generator=generator, device=where) / 2
+    keys = covered.flatten(1).to(where) + noise
+    return _shuffle_and_keep(tokens, keys.to(tokens.device), length - target)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -674,6 +723,91 @@ def mae_loss(
     del hole  # MAE's masks come from random_masking, with torch's (seeded) global generator
     loss, _, _ = model(image)
     return loss, {"mse_removed": loss.item()}
+
+
+class MAELoss(nn.Module):
+    """:func:`mae_loss` with a choice of masks (lesson 06: masks that match the use).
+
+    ``masking``:
+
+    - ``"random"``: MAE's own, :func:`random_masking`;
+    - ``"block"``: rectangles of patches, :func:`block_masking` (the paper's ablation);
+    - ``"holes"``: the batch's own pixel holes, made patch masks the way ``inpaint`` makes
+      them (every patch a hole touches is removed, :func:`pixel_mask_to_patches`), so that
+      the model is pre-trained on the masks it will later inpaint. The counts differ between
+      images, so each image goes through the encoder on its own, as in ``inpaint``; an image
+      whose hole touches every patch keeps its least-covered patch visible.
+
+    ``ratio`` (random and block masks): a number, or a range ``(low, high)`` from which each
+    batch draws its ratio uniformly; ``None`` is the model's ``mask_ratio``. The loss is the
+    mean squared error over all removed patches of the batch, as :func:`loss_from`.
+    """
+
+    MASKINGS = ("random", "block", "holes")
+
+    def __init__(
+        self, masking: str = "random", ratio: float | tuple[float, float] | None = None
+    ) -> None:
+        super().__init__()
+        if masking not in self.MASKINGS:
+            raise ValueError(f"masking must be one of {self.MASKINGS}, got {masking!r}.")
+        if isinstance(ratio, (tuple, list)):
+            if len(ratio) != 2 or not _check_ratio(ratio[0]) <= _check_ratio(ratio[1]):
+                raise ValueError(f"a ratio range is (low, high) with low <= high, got {ratio!r}.")
+            ratio = (float(ratio[0]), float(ratio[1]))
+        elif ratio is not None:
+            ratio = _check_ratio(ratio)
+        if masking == "holes" and ratio is not None:
+            raise ValueError("masking='holes' takes its ratio from each hole: leave ratio=None.")
+        self.masking, self.ratio = masking, ratio
+
+    def extra_repr(self) -> str:
+        return f"masking={self.masking!r}, ratio={self.ratio!r}"
+
+    def _batch_ratio(self, model: MaskedAutoencoder) -> float:
+        if self.ratio is None:
+            return model.mask_ratio
+        if isinstance(self.ratio, tuple):  # torch's global generator, seeded by the trainer
+            low, high = self.ratio
+            return low + (high - low) * torch.rand(()).item()
+        return self.ratio
+
+    def forward(
+        self, model: MaskedAutoencoder, image: torch.Tensor, hole: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        model._check_images(image)
+        tokens = model.embed(image)  # (B, L, dim)
+        targets = model.targets(image)  # (B, L, p*p*C)
+        if self.masking == "holes":
+            parts = [
+                self._one_image(model, one_tokens, one_targets, one_hole)
+                for one_tokens, one_targets, one_hole in zip(
+                    tokens.split(1), targets.split(1), hole.split(1), strict=True
+                )
+            ]  # (squared error summed over the removed patches, their count) per image
+            loss = sum(total for total, _ in parts) / sum(count for _, count in parts)
+        else:
+            ratio = self._batch_ratio(model)
+            if self.masking == "random":
+                visible, mask, restore = random_masking(tokens, ratio)
+            else:
+                visible, mask, restore = block_masking(tokens, ratio, (model.grid, model.grid))
+            prediction = model.decode(model.encode_visible(visible), restore)
+            loss = loss_from(prediction, targets, mask)
+        return loss, {"mse_removed": loss.item()}
+
+    @staticmethod
+    def _one_image(
+        model: MaskedAutoencoder, tokens: torch.Tensor, targets: torch.Tensor, hole: torch.Tensor
+    ) -> tuple[torch.Tensor, int]:
+        covered = F.avg_pool2d(hole, kernel_size=model.patch).flatten(1)  # (1, L) hole share
+        removed = (covered > 0).float()  # (1, L), as pixel_mask_to_patches
+        if bool(removed.all()):
+            removed[0, covered[0].argmin()] = 0
+        visible, mask, restore = masking_from(tokens, removed)
+        prediction = model.decode(model.encode_visible(visible), restore)
+        count = int(mask.sum())
+        return loss_from(prediction, targets, mask) * count, count
 
 
 def mae_optimizer(model: nn.Module, batch_size: int, base_lr: float = 1.5e-4) -> torch.optim.AdamW:

@@ -78,6 +78,8 @@ _TABLES = {
         "r1_weight": False,
         "discriminator": False,
         "normalise_perceptual": False,
+        "masking": False,
+        "ratio": False,
     },
     "optimiser": {
         "name": True,
@@ -96,6 +98,7 @@ _LAMA = {
     "discriminator": True,
     "normalise_perceptual": True,
 }
+_MAE = {"terms": True, "masking": False, "ratio": False}
 _DISCRIMINATOR = {"width": True, "layers": True}
 _VALIDATION = {"every": True, "pairs": True}
 
@@ -203,6 +206,9 @@ def _check_loss(loss: dict, where: str) -> None:
         _check_keys(loss, _LAMA, where)
         _check_keys(loss["weights"], dict.fromkeys(LAMA_WEIGHTS, True), f"{where} [loss.weights]")
         _check_keys(loss["discriminator"], _DISCRIMINATOR, f"{where} [loss.discriminator]")
+        return
+    if loss["terms"] == "mae":  # optional: MAELoss's masks (lesson 06)
+        _check_keys(loss, _MAE, where)
         return
     if loss["terms"] != "pconv":
         extra = sorted(set(loss) - {"terms"})

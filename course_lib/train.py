@@ -352,18 +352,26 @@ def sample_figure(
 
     A model with an ``inpaint(image, hole)`` method (every course network) composites its
     own answer, which also covers models whose ``forward`` takes other arguments (the masked
-    autoencoder); otherwise the composite is built from :func:`predict`.
+    autoencoder); otherwise the composite is built from :func:`predict`. A masked autoencoder
+    with ``norm_pix_loss`` cannot inpaint (a removed patch's mean and deviation are unknown):
+    its rows show its own random masks and its reconstruction with the true patch statistics
+    pasted back, as the paper's figures do.
     """
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        if hasattr(model, "inpaint"):
-            composite = model.inpaint(image, hole).float().clamp(0, 1)  # (B, 3, H, W)
+        if getattr(model, "norm_pix_loss", False):
+            shown = model.reconstruct(image, generator=torch.Generator().manual_seed(0))
+            shown_input, composite = shown["masked"], shown["pasted"]
         else:
-            prediction = predict(model, image, hole).float().clamp(0, 1)
-            composite = masks.composite(image, hole, prediction)
+            if hasattr(model, "inpaint"):
+                composite = model.inpaint(image, hole).float().clamp(0, 1)  # (B, 3, H, W)
+            else:
+                prediction = predict(model, image, hole).float().clamp(0, 1)
+                composite = masks.composite(image, hole, prediction)
+            shown_input = viz.masked_input(image, hole)
     model.train(was_training)
-    panels = {"input": viz.masked_input(image, hole), "composite": composite, "truth": image}
+    panels = {"input": shown_input, "composite": composite, "truth": image}
     return viz.side_by_side({name: panel.cpu() for name, panel in panels.items()}, title=title)
 
 
@@ -971,13 +979,15 @@ def train(
 # ---------------------------------------------------------------------------------------------
 
 
-def _named(module: str, class_name: str, name: str = "small") -> Callable[[], nn.Module]:
-    """A constructor of ``module.class_name.from_config(name)``, imported only when called:
-    course_lib.train must not need every network to import."""
+def _named(
+    module: str, class_name: str, name: str = "small", **overrides: object
+) -> Callable[[], nn.Module]:
+    """A constructor of ``module.class_name.from_config(name, **overrides)``, imported only
+    when called: course_lib.train must not need every network to import."""
 
     def build() -> nn.Module:
         network = getattr(importlib.import_module(f"course_lib.{module}"), class_name)
-        return network.from_config(name)
+        return network.from_config(name, **overrides)
 
     return build
 
@@ -991,6 +1001,8 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
     "tiny_lama_shallow": _named("ffc", "TinyLaMa", "shallow"),
     "conv_lama_shallow": _named("ffc", "ConvLaMa", "shallow"),
     "mae_quick": _named("mae", "MaskedAutoencoder", "quick"),
+    # Lesson 06's representation runs: standardised patch targets, as in the paper.
+    "mae_quick_norm_pix": _named("mae", "MaskedAutoencoder", "quick", norm_pix_loss=True),
     "mae_full": _named("mae", "MaskedAutoencoder", "full"),
 }
 """Models the command line can train, by name; lessons add their own (name -> constructor)."""
@@ -1091,7 +1103,13 @@ def build_loss(spec: Mapping[str, Any]) -> LossFunction:
     if spec["terms"] == "l1":
         return hole_valid_l1
     if spec["terms"] == "mae":
-        return importlib.import_module("course_lib.mae").mae_loss
+        mae = importlib.import_module("course_lib.mae")
+        if "masking" not in spec and "ratio" not in spec:
+            return mae.mae_loss  # MAE's own random masks at the model's ratio
+        ratio = spec.get("ratio")
+        return mae.MAELoss(
+            spec.get("masking", "random"), tuple(ratio) if isinstance(ratio, list) else ratio
+        )
     from course_lib import feature_nets, losses
 
     if spec["terms"] == "lama":

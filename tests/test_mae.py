@@ -8,7 +8,9 @@ import torch
 from course_lib import masks, viz
 from course_lib.mae import (
     CONFIGS,
+    MAELoss,
     MaskedAutoencoder,
+    block_masking,
     loss_from,
     mae_loss,
     mae_optimizer,
@@ -400,11 +402,102 @@ def test_training_with_the_course_loop_lowers_the_loss() -> None:
     assert sum(losses[-8:]) / 8 < 0.5 * sum(losses[:8]) / 8
 
 
-def test_the_training_loop_saves_samples_of_a_masked_autoencoder(tmp_path):
+@pytest.mark.parametrize("norm_pix", [False, True])  # a norm-pix model shows reconstructions
+def test_the_training_loop_saves_samples_of_a_masked_autoencoder(tmp_path, norm_pix):
     torch.manual_seed(0)
-    model = MaskedAutoencoder.from_config("quick")
+    model = MaskedAutoencoder.from_config("quick", norm_pix_loss=norm_pix)
     data = InpaintingBatches(size=64, batch_size=4, mask_kind="mae", patch=8, coverage=0.75)
     optimizer = mae_optimizer(model, batch_size=4, base_lr=1.5e-3)
     result = train(model, mae_loss, data, 2, optimizer=optimizer, run_dir=tmp_path, progress=False)
     assert result.steps == 2
     assert (tmp_path / "samples" / "step_000002.png").is_file()
+
+
+# -- masks that match the use (lesson 06) -----------------------------------------------------
+
+
+def _neighbour_pairs(mask: torch.Tensor, side: int) -> float:
+    """Mean count of removed-removed pairs of grid neighbours per sample: clumpiness."""
+    grid = mask.view(-1, side, side)
+    across = (grid[:, :, 1:] * grid[:, :, :-1]).sum(dim=(1, 2))
+    down = (grid[:, 1:, :] * grid[:, :-1, :]).sum(dim=(1, 2))
+    return (across + down).float().mean().item()
+
+
+@pytest.mark.parametrize("ratio", [0.5, 0.75, 0.9])
+def test_block_masking_removes_the_exact_count_in_clumps(ratio: float) -> None:
+    tokens = identity_tokens(64, 64)
+    generator = torch.Generator().manual_seed(0)
+    visible, mask, restore = block_masking(tokens, ratio, (8, 8), generator)
+    keep = int(64 * (1 - ratio))
+    assert visible.shape == (64, keep, 2) and (mask.sum(dim=1) == 64 - keep).all()
+    # the visible tokens are exactly the patches the mask keeps, and restore undoes the shuffle
+    kept = visible[..., 0].long().sort(dim=1).values
+    assert torch.equal(kept, (mask == 0).nonzero()[:, 1].view(64, keep))
+    assert torch.equal(restore.sort(dim=1).values, torch.arange(64).expand(64, 64))
+    _, random_mask, _ = random_masking(tokens, ratio, torch.Generator().manual_seed(0))
+    assert _neighbour_pairs(mask, 8) > _neighbour_pairs(random_mask, 8) + 3
+
+
+def test_block_masking_is_seeded_and_checks_its_grid() -> None:
+    tokens = identity_tokens(4, 64)
+    first = block_masking(tokens, 0.75, (8, 8), torch.Generator().manual_seed(3))[1]
+    again = block_masking(tokens, 0.75, (8, 8), torch.Generator().manual_seed(3))[1]
+    assert torch.equal(first, again)
+    with pytest.raises(ValueError, match="grid"):
+        block_masking(tokens, 0.75, (8, 4))
+
+
+def test_mae_loss_with_random_masks_is_mae_loss() -> None:
+    model, batch = quick_model(), images(4)
+    hole = torch.zeros(4, 1, 64, 64)
+    torch.manual_seed(5)
+    expected, _ = mae_loss(model, batch, hole)
+    torch.manual_seed(5)
+    got, parts = MAELoss()(model, batch, hole)
+    assert torch.equal(got, expected) and parts == {"mse_removed": got.item()}
+    torch.manual_seed(5)
+    lengths, handle = encoder_lengths(model)
+    MAELoss(ratio=0.5)(model, batch, hole)
+    handle.remove()
+    assert lengths == [32]  # half of the 64 patches reach the encoder
+
+
+def test_a_ratio_range_draws_each_batch_inside_it() -> None:
+    loss, model = MAELoss(ratio=(0.2, 0.6)), quick_model()
+    torch.manual_seed(0)
+    drawn = [loss._batch_ratio(model) for _ in range(200)]
+    assert 0.2 <= min(drawn) < 0.25 and 0.55 < max(drawn) <= 0.6
+
+
+def test_hole_masks_remove_every_patch_a_hole_touches_and_score_only_those() -> None:
+    model, batch = quick_model(), images(3)
+    hole = torch.zeros(3, 1, 64, 64)
+    hole[0, :, 3:5, 3:5] = 1  # one patch
+    hole[1, :, 10:30, 0:64] = 1  # three rows of patches
+    hole[2] = 1  # every patch: the least covered one stays visible
+    hole[2, :, 0:8, 0:4] = 0
+    loss, _ = MAELoss("holes")(model, batch, hole)
+    # by hand: each image through masking_from with its own patch mask
+    totals, counts = [], []
+    for index in range(3):
+        removed = pixel_mask_to_patches(hole[index : index + 1], 8)
+        if index == 2:
+            removed[0, 0] = 0
+        visible, mask, restore = masking_from(model.embed(batch[index : index + 1]), removed)
+        prediction = model.decode(model.encode_visible(visible), restore)
+        target = model.targets(batch[index : index + 1])
+        totals.append(loss_from(prediction, target, mask) * mask.sum())
+        counts.append(mask.sum())
+    assert [int(c) for c in counts] == [1, 24, 63]
+    assert torch.allclose(loss, sum(totals) / sum(counts), atol=1e-6)
+
+
+def test_mae_loss_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="masking"):
+        MAELoss("stripes")
+    with pytest.raises(ValueError, match="low <= high"):
+        MAELoss(ratio=(0.8, 0.2))
+    with pytest.raises(ValueError, match="ratio"):
+        MAELoss("holes", ratio=0.75)
+    assert "masking='block'" in repr(MAELoss("block", 0.75))
