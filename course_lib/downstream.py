@@ -14,13 +14,15 @@ pixels. Two tasks:
 :func:`labelled_scenes` draws a split of either (train, validation and test scenes come from
 seeds no other part of the course uses); :func:`pooled_encoder_features` turns an MAE
 encoder's tokens into one vector per image; :func:`linear_probe` trains a linear classifier
-on frozen features and returns its test accuracy (the paper's linear probing, in miniature:
+on frozen features and says which test images it gets right (the paper's linear probing, in miniature:
 the features are standardised first, as the paper's batch norm without affine parameters
 does); :func:`fine_tune` trains the whole encoder with a linear head and records the test
 accuracy along the way (the paper's fine-tuning, in miniature).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +33,7 @@ from course_lib.validate import check_int
 
 __all__ = [
     "SPLIT_SEEDS",
+    "FineTuning",
     "TASKS",
     "fine_tune",
     "label_of",
@@ -112,8 +115,10 @@ def linear_probe(
     steps: int = 500,
     lr: float = 0.05,
     seed: int = 0,
-) -> float:
-    """Test accuracy of a linear classifier trained on frozen ``train_features`` ``(N, D)``.
+) -> torch.Tensor:
+    """Which test images a linear classifier trained on frozen ``train_features`` ``(N, D)``
+    gets right: ``(N_test,)`` bool, whose mean is the test accuracy (per image, so that two
+    encoders can be compared pair by pair on the same test images).
 
     The features are standardised with the training set's mean and deviation (both sets
     alike), then a linear layer is fitted by full-batch Adam on the cross-entropy for
@@ -136,17 +141,26 @@ def linear_probe(
         optimizer.step()
     with torch.no_grad():
         predicted = (test_x @ weight.T + bias).argmax(dim=1)
-    return (predicted == test_labels).float().mean().item()
+    return predicted == test_labels
 
 
-def _accuracy(
+def _correct(
     classify: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: int = 128
-) -> float:
+) -> torch.Tensor:
     with torch.no_grad():
         predicted = torch.cat(
             [classify(images[i : i + batch]).argmax(dim=1) for i in range(0, len(images), batch)]
         )
-    return (predicted == labels).float().mean().item()
+    return predicted == labels  # (N,) bool
+
+
+@dataclass
+class FineTuning:
+    """What :func:`fine_tune` returns: ``curve``, the test accuracy ``[(step, accuracy), ...]``,
+    and ``correct``, which test images the final model gets right ``(N_test,)`` bool."""
+
+    curve: list[tuple[int, float]]
+    correct: torch.Tensor
 
 
 class _EncoderClassifier(nn.Module):
@@ -172,10 +186,9 @@ def fine_tune(
     lr: float = 1e-3,
     evaluate_every: int = 100,
     seed: int = 0,
-) -> list[tuple[int, float]]:
+) -> FineTuning:
     """Fine-tune ``model``'s encoder with a new linear head on ``train_set`` ``(images,
-    labels)``; the test accuracy at step 0 and every ``evaluate_every`` steps, as
-    ``[(step, accuracy), ...]``.
+    labels)``, scoring ``test_set`` at step 0, every ``evaluate_every`` steps and at the end.
 
     Cross-entropy, AdamW (weight decay 0.05) at ``lr`` after a linear warm-up over the first
     tenth of the steps, batches drawn at random with ``seed``. ``model`` is changed in place
@@ -193,7 +206,8 @@ def fine_tune(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / warmup)
     )
-    curve = [(0, _accuracy(classify.eval(), *test_set))]
+    correct = _correct(classify.eval(), *test_set)
+    curve = [(0, correct.float().mean().item())]
     for step in range(1, steps + 1):
         classify.train()
         chosen = torch.randint(len(images), (batch_size,), generator=generator)
@@ -203,5 +217,6 @@ def fine_tune(
         optimizer.step()
         schedule.step()
         if step % evaluate_every == 0 or step == steps:
-            curve.append((step, _accuracy(classify.eval(), *test_set)))
-    return curve
+            correct = _correct(classify.eval(), *test_set)
+            curve.append((step, correct.float().mean().item()))
+    return FineTuning(curve, correct)

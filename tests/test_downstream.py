@@ -48,13 +48,12 @@ def test_the_probe_separates_separable_features_and_not_noise():
     labels = torch.randint(3, (300,), generator=generator)
     centres = torch.randn(3, 8, generator=generator) * 4
     features = centres[labels] + torch.randn(300, 8, generator=generator)
-    accuracy = downstream.linear_probe(
-        features[:200], labels[:200], features[200:], labels[200:], 3
-    )
-    assert accuracy > 0.95
+    correct = downstream.linear_probe(features[:200], labels[:200], features[200:], labels[200:], 3)
+    assert correct.shape == (100,) and correct.dtype == torch.bool
+    assert correct.float().mean() > 0.95
     noise = torch.randn(300, 8, generator=generator)  # features that say nothing of the labels
     chance = downstream.linear_probe(noise[:200], labels[:200], noise[200:], labels[200:], 3)
-    assert chance < 0.55
+    assert chance.float().mean() < 0.55
 
 
 def test_pooled_encoder_features_average_every_token_and_keep_the_mode():
@@ -85,19 +84,21 @@ def test_fine_tuning_learns_a_separable_task_and_records_its_curve():
     torch.manual_seed(0)
     model = MaskedAutoencoder.from_config("quick")
     before = model.patch_embed.weight.detach().clone()
-    curve = downstream.fine_tune(
+    result = downstream.fine_tune(
         model, _bright_and_dark(64, 0), _bright_and_dark(32, 1), 2, steps=25, batch_size=16,
         evaluate_every=10,
     )  # fmt: skip
+    curve = result.curve
     assert [step for step, _ in curve] == [0, 10, 20, 25]
     assert curve[-1][1] == 1.0 and all(0 <= accuracy <= 1 for _, accuracy in curve)
+    assert result.correct.shape == (32,) and bool(result.correct.all())
     assert not torch.equal(model.patch_embed.weight, before)  # the encoder itself was trained
     torch.manual_seed(0)
     again = downstream.fine_tune(
         MaskedAutoencoder.from_config("quick"), _bright_and_dark(64, 0), _bright_and_dark(32, 1),
         2, steps=25, batch_size=16, evaluate_every=10,
     )  # fmt: skip
-    assert again == curve  # seeded: the same batches and the same head
+    assert again.curve == curve  # seeded: the same batches and the same head
 
 
 def test_fine_tuning_checks_its_counts():
