@@ -162,6 +162,8 @@ def test_a_recipe_refuses_flags_it_sets_and_existing_weights(tiny_recipe, tmp_pa
         (("[loss]", "[loss"), "not a valid TOML file"),
         (('terms = "l1"', 'terms = "lama"'), r"missing key\(s\) \['discriminator', 'normalise"),
         (("lr = 1e-3", "lr = 1e-3\ndiscriminator_betas = [0.9, 0.999]"), "needs an adversarial"),
+        (('terms = "l1"', 'terms = "mae"\nblocks = 4'), r"unknown key\(s\) \['blocks'\]"),
+        (('terms = "l1"', 'terms = "l1"\nmasking = "block"'), r"takes no \['masking'\]"),
     ],
 )
 def test_a_bad_recipe_is_explained(tmp_path, change, message):
@@ -178,6 +180,13 @@ def test_recipes_build_their_losses_and_optimisers():
     assert isinstance(adversarial, losses.AdversarialLoss)
     assert (adversarial.weight, adversarial.r1_weight) == (0.1, 0.001)
     assert training.build_loss(recipes.load("pconv_unet_small").loss) is training.hole_valid_l1
+    from course_lib import mae
+
+    assert training.build_loss(recipes.load("mae_quick").loss) is mae.mae_loss
+    block = training.build_loss(recipes.load("mae_quick_norm_pix_block").loss)
+    assert isinstance(block, mae.MAELoss) and (block.masking, block.ratio) == ("block", 0.75)
+    ranged = training.build_loss({"terms": "mae", "ratio": [0.2, 0.9]})  # a TOML list
+    assert ranged.masking == "random" and ranged.ratio == (0.2, 0.9)
     lama = training.build_loss(recipes.load("tiny_lama_shallow").loss)
     assert isinstance(lama, losses.LaMaLoss) and lama.weights == dict(losses.LAMA_WEIGHTS)
     assert lama.r1_weight == 0.001 and lama.perceptual.normalise
