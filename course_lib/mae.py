@@ -800,9 +800,9 @@ class MAELoss(nn.Module):
     def _one_image(
         model: MaskedAutoencoder, tokens: torch.Tensor, targets: torch.Tensor, hole: torch.Tensor
     ) -> tuple[torch.Tensor, int]:
-        covered = F.avg_pool2d(hole, kernel_size=model.patch).flatten(1)  # (1, L) hole share
-        removed = (covered > 0).float()  # (1, L), as pixel_mask_to_patches
-        if bool(removed.all()):
+        removed = pixel_mask_to_patches(hole, model.patch)  # (1, L), as inpaint removes them
+        if bool(removed.all()):  # keep the patch with the smallest share of hole visible
+            covered = F.avg_pool2d(hole, kernel_size=model.patch).flatten(1)  # (1, L)
             removed[0, covered[0].argmin()] = 0
         visible, mask, restore = masking_from(tokens, removed)
         prediction = model.decode(model.encode_visible(visible), restore)
