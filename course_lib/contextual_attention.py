@@ -39,6 +39,26 @@ __all__ = ["SOFTMAX_SCALE", "contextual_attention", "propagate", "shift_connecti
 SOFTMAX_SCALE = 10.0  # the paper's scale of the cosine similarities before the softmax
 
 
+def _check_maps(
+    first: torch.Tensor, second: torch.Tensor, hole: torch.Tensor, first_name: str, second_name: str
+) -> tuple[int, int, int, int]:
+    """The entry check of both layers: two feature maps of one shape ``(B, C, H, W)`` and a
+    binary ``hole`` ``(B, 1, H, W)`` at their resolution. Returns ``(B, C, H, W)``."""
+    if first.dim() != 4 or first.shape != second.shape:
+        raise ValueError(
+            f"{first_name} and {second_name} must be feature maps (B, C, H, W) of one shape, "
+            f"got {tuple(first.shape)} and {tuple(second.shape)}."
+        )
+    check_mask(hole, name="hole")
+    batch, channels, height, width = first.shape
+    if hole.shape != (batch, 1, height, width):
+        raise ValueError(
+            f"hole must be (B, 1, H, W) = {(batch, 1, height, width)} at the maps' resolution, "
+            f"got {tuple(hole.shape)}; resize it with F.interpolate(hole, size, mode='nearest')."
+        )
+    return batch, channels, height, width
+
+
 def propagate(scores: torch.Tensor, height: int, width: int, size: int = 3) -> torch.Tensor:
     """Attention propagation of ``scores`` ``(B, L, H, W)`` (patch ``l`` centred at row
     ``l // W``, column ``l % W``): each score becomes the sum of the scores of the ``size``
@@ -73,18 +93,9 @@ def contextual_attention(
     patches that touch the hole or the border. ``propagation``: the neighbourhood of attention
     propagation (1: none). Raises ``ValueError`` if some sample has no patch free of holes.
     """
-    if foreground.dim() != 4 or foreground.shape != background.shape:
-        raise ValueError(
-            "foreground and background must be feature maps (B, C, H, W) of one shape, got "
-            f"{tuple(foreground.shape)} and {tuple(background.shape)}."
-        )
-    check_mask(hole, name="hole")
-    batch, channels, height, width = foreground.shape
-    if hole.shape != (batch, 1, height, width):
-        raise ValueError(
-            f"hole must be (B, 1, H, W) = {(batch, 1, height, width)} at the maps' resolution, "
-            f"got {tuple(hole.shape)}; resize it with F.interpolate(hole, size, mode='nearest')."
-        )
+    batch, channels, height, width = _check_maps(
+        foreground, background, hole, "foreground", "background"
+    )
     if patch < 1 or patch % 2 == 0:
         raise ValueError(f"patch must be an odd size (3 in the paper), got {patch}.")
     pad = patch // 2
@@ -125,17 +136,7 @@ def shift_connection(
     known location each hole location copies from (-1 at known locations). A learned
     PatchMatch inside the network: lesson 02's nearest neighbour search, on features.
     """
-    if decoder.dim() != 4 or decoder.shape != encoder.shape:
-        raise ValueError(
-            "decoder and encoder must be feature maps (B, C, H, W) of one shape, got "
-            f"{tuple(decoder.shape)} and {tuple(encoder.shape)}."
-        )
-    check_mask(hole, name="hole")
-    batch, channels, height, width = decoder.shape
-    if hole.shape != (batch, 1, height, width):
-        raise ValueError(
-            f"hole must be (B, 1, H, W) = {(batch, 1, height, width)}, got {tuple(hole.shape)}."
-        )
+    batch, channels, height, width = _check_maps(decoder, encoder, hole, "decoder", "encoder")
     known = hole.flatten(1) == 0  # (B, L)
     if not known.any(dim=1).all():
         raise ValueError("shift_connection needs a known location in every sample.")

@@ -143,3 +143,19 @@ def test_the_shift_connection_copies_the_most_similar_known_feature():
                             best, best_cosine = (v, u), cosine
                 assert source[b, y, x].item() == best[0] * 4 + best[1]
                 assert torch.equal(shifted[b, :, y, x], encoder[b, :, best[0], best[1]])
+
+
+def test_both_layers_name_their_own_maps_in_their_errors():
+    from course_lib.contextual_attention import shift_connection
+
+    maps, other = torch.randn(1, 2, 5, 5), torch.randn(1, 3, 5, 5)
+    with pytest.raises(ValueError, match="foreground and background must be feature maps"):
+        contextual_attention(maps, other, torch.zeros(1, 1, 5, 5))
+    with pytest.raises(ValueError, match="decoder and encoder must be feature maps"):
+        shift_connection(maps, other, torch.zeros(1, 1, 5, 5))
+    with pytest.raises(ValueError, match="at the maps' resolution"):
+        shift_connection(maps, maps, torch.zeros(1, 1, 4, 5))
+    with pytest.raises(ValueError, match="hole"):
+        shift_connection(maps, maps, torch.full((1, 1, 5, 5), 0.5))  # not binary
+    with pytest.raises(ValueError, match="known location"):
+        shift_connection(maps, maps, torch.ones(1, 1, 5, 5))
