@@ -348,6 +348,13 @@ WEIGHT_OF: Mapping[str, str] = MappingProxyType(
 )
 
 
+def _as_floats(terms: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """Each scalar term as a float for the trainer's history, all in one device transfer
+    (one ``.item()`` per term would wait for the GPU once per term)."""
+    values = torch.stack(list(terms.values())).tolist()
+    return dict(zip(terms, values, strict=True))
+
+
 class PConvLoss(nn.Module):
     """The partial-convolution paper's loss, as a training loss for :func:`course_lib.train.train`.
 
@@ -408,8 +415,7 @@ class PConvLoss(nn.Module):
 
         output = predict(model, image, hole).float()  # (B, 3, H, W), float32
         terms = self.terms(output, image.float(), hole)
-        values = torch.stack(list(terms.values())).tolist()  # one device transfer for all
-        return self.combine(terms), dict(zip(terms, values, strict=True))
+        return self.combine(terms), _as_floats(terms)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -657,7 +663,7 @@ def _discriminator_loss(
         fake_map = downsample_hole(hole, fake_logits.shape[-2:], hole_map_mode)  # (B, 1, h, w)
         r1 = r1_penalty(real, real_logits)
         d_loss = nonsaturating_d_loss(real_logits, fake_logits, fake_map)
-    return d_loss + r1_weight * r1, {"d_loss": d_loss.item(), "r1": r1.item()}
+    return d_loss + r1_weight * r1, _as_floats({"d_loss": d_loss, "r1": r1})
 
 
 class HighReceptiveFieldPerceptual(nn.Module):
@@ -789,8 +795,7 @@ class LaMaLoss(nn.Module):
         self.last_fake = output.detach()  # LaMa's discriminator sees the raw prediction
         terms = self.terms(output, image.float(), hole)
         loss = sum(self.weights[name] * value for name, value in terms.items())
-        values = torch.stack(list(terms.values())).tolist()  # one device transfer for all
-        return loss, dict(zip(terms, values, strict=True))
+        return loss, _as_floats(terms)
 
     def discriminator_loss(
         self, image: torch.Tensor, fake: torch.Tensor, hole: torch.Tensor
