@@ -218,6 +218,20 @@ def training_speed(
     }
 
 
+def _layer_shape(
+    where: torch.device, batch: int, in_channels: int, out_channels: int, size: int
+) -> dict:
+    """The fields that say what a layer benchmark ran on: device, threads and the shapes."""
+    return {
+        "device": where.type,
+        "threads": torch.get_num_threads(),
+        "batch": batch,
+        "in_channels": in_channels,
+        "out_channels": out_channels,
+        "size": size,
+    }
+
+
 @benchmark("pconv")
 def pconv_suite(args: argparse.Namespace) -> Iterator[dict]:
     """Lesson 03. Forward + backward time of PartialConv2d against nn.Conv2d of the same
@@ -273,12 +287,7 @@ def pconv_suite(args: argparse.Namespace) -> Iterator[dict]:
         )
         yield {
             "what": "pconv_vs_conv_forward_backward",
-            "device": where.type,
-            "threads": torch.get_num_threads(),
-            "batch": batch,
-            "in_channels": in_channels,
-            "out_channels": out_channels,
-            "size": size,
+            **_layer_shape(where, batch, in_channels, out_channels, size),
             "kernel": kernel,
             "padding": padding,
             "conv_seconds": round(conv_seconds, 5),
@@ -623,3 +632,84 @@ def train_suite(args: argparse.Namespace) -> Iterator[dict]:
             "batch_serial_seconds": round(float(np.median(serial)), 4),
             "target_batch_share": 0.1,
         }
+
+
+@benchmark("gated")
+def gated_suite(args: argparse.Namespace) -> Iterator[dict]:
+    """Lesson 08. Forward + backward time of a 3x3 GatedConv2d against nn.Conv2d with the
+    same channels, and against nn.Conv2d with twice the output channels, all timed in turn in
+    the same run. A gated convolution *is* that wider convolution plus an ELU, a sigmoid and a
+    product, so ``ratio`` (gated / plain) is about 2 and ``ratio_to_double`` (gated / wide)
+    is what the gating's elementwise work adds on top."""
+    from course_lib.config import device
+    from course_lib.gated_conv import GatedConv2d
+
+    where = device()
+    generator = torch.Generator().manual_seed(0)
+    for batch, in_channels, out_channels, size in (
+        (8, 64, 64, 64),
+        (8, 4, 64, 128),
+        (8, 128, 128, 32),
+    ):
+        layers = {
+            "conv": nn.Conv2d(in_channels, out_channels, 3, padding=1),
+            "gated": GatedConv2d(in_channels, out_channels, 3),
+            "double": nn.Conv2d(in_channels, 2 * out_channels, 3, padding=1),
+        }
+        x = torch.rand(batch, in_channels, size, size, generator=generator).to(where)
+        x.requires_grad_(True)
+
+        def forward_backward(layer: nn.Module, x: torch.Tensor = x) -> Callable[[], object]:
+            layer.to(where)
+            with torch.no_grad():
+                grad = torch.randn(layer(x).shape, generator=generator).to(where)
+            return lambda: torch.autograd.grad(layer(x), (x, *layer.parameters()), grad)
+
+        steps = [forward_backward(layer) for layer in layers.values()]
+        for step in steps:  # warm-up: allocator, kernels
+            step()
+        conv_seconds, gated_seconds, double_seconds = paired_medians(*steps, repeats=args.repeats)
+        yield {
+            "what": "gated_vs_conv_forward_backward",
+            **_layer_shape(where, batch, in_channels, out_channels, size),
+            "conv_seconds": round(conv_seconds, 5),
+            "gated_seconds": round(gated_seconds, 5),
+            "double_conv_seconds": round(double_seconds, 5),
+            "ratio": round(gated_seconds / conv_seconds, 3),
+            "ratio_to_double": round(gated_seconds / double_seconds, 3),
+        }
+
+
+@benchmark("attention")
+def attention_suite(args: argparse.Namespace) -> Iterator[dict]:
+    """Lesson 08. Seconds of one contextual_attention call (forward, one sample of 32
+    channels, 3x3 patches, propagation 3) on 32x32 and 64x64 feature maps with a centred
+    square hole of 10%, 25% and 50% of the map. Every location is scored against every
+    patch, so the cost grows with the square of the number of locations (16x more work from
+    32 to 64); a larger hole leaves fewer patches to copy and a little less work. This is why
+    DeepFill matches on downsampled features."""
+    from course_lib.config import device
+    from course_lib.contextual_attention import contextual_attention
+    from course_lib.masks import centred_box
+
+    where = device()
+    generator = torch.Generator().manual_seed(0)
+    for size in (32, 64):
+        maps = torch.randn(1, 32, size, size, generator=generator).to(where)
+        for coverage in (0.1, 0.25, 0.5):
+            hole = centred_box(size, coverage).to(where)  # (1, 1, size, size)
+            with torch.no_grad():
+                seconds = median_seconds(
+                    lambda maps=maps, hole=hole: contextual_attention(maps, maps, hole),
+                    repeats=args.repeats,
+                )
+            yield {
+                "what": "contextual_attention_forward",
+                "device": where.type,
+                "threads": torch.get_num_threads(),
+                "channels": 32,
+                "size": size,
+                "locations": size * size,
+                "hole_coverage": round(float(hole.mean()), 3),
+                "seconds": round(seconds, 4),
+            }

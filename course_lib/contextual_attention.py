@@ -118,6 +118,11 @@ def contextual_attention(
             scores = propagate(scores, height, width, propagation)
         scores = scores.masked_fill(~usable[b].view(1, -1, 1, 1), float("-inf"))
         attention = torch.softmax(softmax_scale * scores, dim=1)  # (1, L, H, W)
+        # Propagated scores span up to 2 * propagation**2 * softmax_scale (180 by default), so
+        # many weights underflow to subnormal floats, which CPUs multiply many times slower
+        # (the pasting convolution below took six times longer). Next to the largest weight
+        # they are nothing, so make them 0 (float32's threshold: half precision keeps its own).
+        attention = attention.masked_fill(attention < torch.finfo(torch.float32).tiny, 0.0)
         pasted = F.conv_transpose2d(attention, filters, padding=pad) / patch**2  # (1, C, H, W)
         outputs.append(pasted)
         attentions.append(attention)

@@ -159,3 +159,20 @@ def test_both_layers_name_their_own_maps_in_their_errors():
         shift_connection(maps, maps, torch.full((1, 1, 5, 5), 0.5))  # not binary
     with pytest.raises(ValueError, match="known location"):
         shift_connection(maps, maps, torch.ones(1, 1, 5, 5))
+
+
+def test_the_attention_holds_no_subnormal_weights_and_still_sums_to_one():
+    # Propagated scores times the scale span far more than exp can hold: without the flush,
+    # many weights are subnormal floats, which slow the pasting convolution on CPUs.
+    generator = torch.Generator().manual_seed(0)
+    maps = torch.randn(1, 8, 12, 12, generator=generator)
+    hole = torch.zeros(1, 1, 12, 12)
+    hole[..., 4:8, 4:8] = 1
+    _, attention = contextual_attention(maps, maps, hole)
+    tiny = torch.finfo(torch.float32).tiny
+    assert not ((attention > 0) & (attention < tiny)).any()
+    assert torch.allclose(attention.sum(dim=1), torch.ones(1, 12, 12), atol=1e-5)
+    raw = torch.softmax(
+        10.0 * propagate(torch.randn(1, 144, 12, 12, generator=generator), 12, 12), 1
+    )
+    assert ((raw > 0) & (raw < tiny)).any(), "the case the flush is for does occur"
