@@ -176,3 +176,22 @@ def test_the_attention_holds_no_subnormal_weights_and_still_sums_to_one():
         10.0 * propagate(torch.randn(1, 144, 12, 12, generator=generator), 12, 12), 1
     )
     assert ((raw > 0) & (raw < tiny)).any(), "the case the flush is for does occur"
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("scale", [1.0, 300.0])
+def test_half_precision_attention_stays_finite_and_close_to_float32(dtype, scale):
+    # Large features are where half precision could overflow (a patch norm of 8 * 9 values
+    # of 300 is 2,500, its square 6.5 million, far above float16's 65,504).
+    generator = torch.Generator().manual_seed(0)
+    maps = torch.randn(1, 8, 12, 12, generator=generator) * scale
+    hole = torch.zeros(1, 1, 12, 12)
+    hole[..., 4:8, 4:8] = 1
+    expected, expected_attention = contextual_attention(maps, maps, hole)
+    output, attention = contextual_attention(maps.to(dtype), maps.to(dtype), hole)
+    assert (
+        output.dtype == dtype and torch.isfinite(output).all() and torch.isfinite(attention).all()
+    )
+    assert torch.allclose(attention.float().sum(dim=1), torch.ones(1, 12, 12), atol=1e-2)
+    assert (output.float() - expected).abs().max() < 0.05 * scale
+    assert (attention.float() - expected_attention).abs().max() < 0.05

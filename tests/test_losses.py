@@ -851,3 +851,46 @@ def test_spatially_discounted_l1_weighs_each_hole_pixel_by_gamma_to_its_depth():
     )  # no discount: the hole L1
     with pytest.raises(ValueError, match="gamma"):
         losses.spatially_discounted_l1(output, target, hole, gamma=0.0)
+
+
+def test_the_hinge_losses_follow_their_formulas_element_by_element():
+    generator = torch.Generator().manual_seed(3)
+    real = torch.randn(2, 1, 3, 4, generator=generator) * 2
+    fake = torch.randn(2, 1, 3, 4, generator=generator) * 2
+    hole_map = torch.rand(2, 1, 3, 4, generator=generator)
+    count = real.numel()
+    real_term = sum(max(0.0, 1 - value) for value in real.flatten().tolist()) / count
+    fake_term = sum(max(0.0, 1 + value) for value in fake.flatten().tolist()) / count
+    assert math.isclose(losses.hinge_d_loss(real, fake).item(), real_term + fake_term, rel_tol=1e-5)
+    # With a map, the known patches of a fake count as real.
+    mapped = sum(
+        m * max(0.0, 1 + f) + (1 - m) * max(0.0, 1 - f)
+        for m, f in zip(hole_map.flatten().tolist(), fake.flatten().tolist(), strict=True)
+    )
+    expected = real_term + mapped / count
+    assert math.isclose(losses.hinge_d_loss(real, fake, hole_map).item(), expected, rel_tol=1e-5)
+    assert math.isclose(losses.hinge_g_loss(fake).item(), -fake.mean().item(), rel_tol=1e-5)
+    weighted = -(hole_map * fake).mean().item()
+    assert math.isclose(losses.hinge_g_loss(fake, hole_map).item(), weighted, rel_tol=1e-5)
+    # The margin: confident and right costs nothing, unlike the non-saturating loss.
+    assert losses.hinge_d_loss(torch.full((1, 1, 2, 2), 1.5), torch.full((1, 1, 2, 2), -2.0)) == 0
+
+
+def test_spectral_normalisation_brings_every_layer_s_largest_singular_value_to_one():
+    torch.manual_seed(0)
+    judge = PatchDiscriminator(width=8, layers=2, spectral_norm=True).train()
+    images = torch.rand(2, 3, 32, 32)
+    for _ in range(30):  # each training-mode call runs one power iteration per layer
+        judge(images)
+    convs = [module for module in judge.modules() if isinstance(module, nn.Conv2d)]
+    assert len(convs) == 4
+    for conv in convs:
+        sigma = torch.linalg.svdvals(conv.weight.detach().flatten(1))[0].item()
+        assert abs(sigma - 1) < 0.02, sigma
+    plain = PatchDiscriminator(width=8, layers=2)
+    sigmas = [
+        torch.linalg.svdvals(m.weight.flatten(1))[0].item()
+        for m in plain.modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+    assert max(abs(sigma - 1) for sigma in sigmas) > 0.1, "without it the layers are not normalised"
