@@ -55,3 +55,20 @@ def test_the_gated_unet_is_convunet_with_gates_and_hides_the_holes():
     # The same plan: each gated layer doubles its convolution's weights, the output layer not.
     assert 1.9 < gated.parameter_count() / plain.parameter_count() < 2.1
     assert isinstance(gated.decoder[-1][0], torch.nn.Conv2d)
+
+
+def test_the_gated_unet_explains_bad_masks_and_takes_odd_sizes():
+    from course_lib.gated_conv import GatedUNet
+
+    gated = GatedUNet.from_config("small").eval()
+    image = torch.rand(1, 3, 37, 45)  # odd sides: padded to the U-Net's multiple and cropped back
+    hole = torch.zeros(1, 1, 37, 45)
+    hole[..., 10:20, 12:30] = 1
+    with torch.no_grad():
+        filled = gated.inpaint(image, hole)
+    assert filled.shape == image.shape
+    assert torch.equal(filled * (1 - hole), image * (1 - hole))  # the known pixels are kept
+    with pytest.raises(ValueError, match="hole"):
+        gated(image, torch.zeros(1, 1, 36, 45))  # another size than the image
+    with pytest.raises(ValueError, match="binary|0 or 1|exactly"):
+        gated(image, torch.full((1, 1, 37, 45), 0.5))
