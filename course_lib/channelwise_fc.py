@@ -15,7 +15,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["ChannelwiseFullyConnected", "ContextEncoder"]
+from course_lib.networks import InpaintingNetwork
+
+__all__ = ["CONFIGS", "ChannelwiseFullyConnected", "ContextEncoder"]
+
+CONFIGS: dict[str, dict[str, int]] = {"small": {"image_size": 64, "width": 32}}
+"""The course's Context Encoder: 64x64 images, a 4x4 bottleneck of 256 channels."""
 
 
 class ChannelwiseFullyConnected(nn.Module):
@@ -52,7 +57,7 @@ class ChannelwiseFullyConnected(nn.Module):
         return f"channels={channels}, height={height}, width={width}"
 
 
-class ContextEncoder(nn.Module):
+class ContextEncoder(InpaintingNetwork):
     """The Context Encoder's network, at the course's scale: image with zeroed holes + mask
     ``(B, 4, S, S)`` -> prediction ``(B, 3, S, S)`` in [0, 1].
 
@@ -63,6 +68,8 @@ class ContextEncoder(nn.Module):
     encoder) predicts the central 64x64 only; this one predicts every pixel, so that it fits
     the course's evaluation, and takes the mask as a fourth channel like every course network.
     """
+
+    CONFIGS = CONFIGS
 
     def __init__(self, image_size: int = 64, width: int = 32) -> None:
         super().__init__()

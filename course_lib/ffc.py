@@ -41,8 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib import masks
-from course_lib.validate import check_image, check_known_pixels, check_mask
+from course_lib.networks import InpaintingNetwork
+from course_lib.validate import check_image, check_mask
 
 __all__ = [
     "CONFIGS",
@@ -506,9 +506,12 @@ def matched_hidden_channels(channels: int, ratio: float = 0.75) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-class _LaMaBase(nn.Module, abc.ABC):
+class _LaMaBase(InpaintingNetwork, abc.ABC):
     """What TinyLaMa and ConvLaMa share: input checks, padding and cropping, the stem, the
-    downsampling and upsampling stages, the output layer and compositing."""
+    downsampling and upsampling stages and the output layer (configurations and compositing:
+    :class:`InpaintingNetwork`)."""
+
+    CONFIGS = CONFIGS
 
     def __init__(
         self, channels: int = 64, blocks: int = 9, downsamplings: int = 3, ratio: float = 0.75
@@ -549,18 +552,6 @@ class _LaMaBase(nn.Module, abc.ABC):
         )
         self.head = nn.Conv2d(channels, 3, kernel_size=7, padding=3, padding_mode="reflect")
 
-    @classmethod
-    def from_config(cls, name: str, **overrides: object) -> _LaMaBase:
-        """The network named ``name`` in :data:`CONFIGS`; ``overrides`` replace its
-        arguments (e.g. ``blocks=2``)."""
-        if name not in CONFIGS:
-            raise ValueError(f"unknown configuration {name!r}; choose one of {sorted(CONFIGS)}.")
-        return cls(**{**CONFIGS[name], **overrides})
-
-    def parameter_count(self) -> int:
-        """Number of trainable numbers in the network."""
-        return sum(parameter.numel() for parameter in self.parameters())
-
     def forward(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         """Predict every pixel of ``image`` ``(B, 3, H, W)`` from its known pixels.
 
@@ -597,19 +588,6 @@ class _LaMaBase(nn.Module, abc.ABC):
     @abc.abstractmethod
     def _bottleneck(self, x: torch.Tensor) -> torch.Tensor:
         """The residual blocks at the lowest resolution; shape-preserving."""
-
-    @torch.no_grad()
-    def inpaint(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-        """The composite ``hole * prediction + (1 - hole) * image``: the known pixels
-        exactly, the network's guess in the holes.
-
-        Fits ``fill(image, hole)`` of :mod:`course_lib.evaluate`. Runs without gradients and
-        in the network's current mode: call ``model.eval()`` first. A sample whose mask is
-        all hole raises ``ValueError``: there is nothing to inpaint from.
-        """
-        check_known_pixels(hole)
-        prediction = self(image, hole)
-        return masks.composite(image, hole, prediction.to(image.dtype))
 
 
 class TinyLaMa(_LaMaBase):

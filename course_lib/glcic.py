@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from course_lib.networks import InpaintingNetwork
 from course_lib.validate import check_image, check_mask
 
 __all__ = ["CONFIGS", "CompletionNetwork", "GlobalLocalDiscriminator", "receptive_field"]
@@ -76,9 +77,11 @@ def _layer(kind: str, c_in: int, c_out: int, kernel: int, stride: int, dilation:
     return nn.Sequential(conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
-class CompletionNetwork(nn.Module):
+class CompletionNetwork(InpaintingNetwork):
     """Image with zeroed holes + hole mask ``(B, 4, H, W)`` -> prediction ``(B, 3, H, W)`` in
     [0, 1]; ``H`` and ``W`` must be multiples of 4 (two stride-2 stages)."""
+
+    CONFIGS = CONFIGS
 
     def __init__(self, width: int = 64) -> None:
         super().__init__()
@@ -91,12 +94,6 @@ class CompletionNetwork(nn.Module):
             channels = out
         self.body = nn.Sequential(*layers)
         self.head = nn.Conv2d(channels, 3, 3, padding=1)
-
-    @classmethod
-    def from_config(cls, name: str) -> CompletionNetwork:
-        if name not in CONFIGS:
-            raise ValueError(f"unknown configuration {name!r}; choose one of {sorted(CONFIGS)}.")
-        return cls(**CONFIGS[name])
 
     def forward(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         check_image(image)

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib import masks, viz
+from course_lib.networks import Configurable
 from course_lib.validate import check_image, check_known_pixels, check_mask
 
 __all__ = [
@@ -422,7 +423,7 @@ def _blocks(dim: int, depth: int, heads: int, mlp_ratio: float) -> nn.ModuleList
     )
 
 
-class MaskedAutoencoder(nn.Module):
+class MaskedAutoencoder(Configurable):
     """A small masked autoencoder for ``image_size x image_size`` images cut into
     ``patch x patch`` patches (``L = (image_size / patch)^2`` of them).
 
@@ -442,6 +443,8 @@ class MaskedAutoencoder(nn.Module):
     :meth:`targets`), which the paper found gives better representations; the prediction is
     then in those units and needs the true patch statistics to be shown (:meth:`reconstruct`).
     """
+
+    CONFIGS = CONFIGS
 
     def __init__(
         self,
@@ -525,20 +528,6 @@ class MaskedAutoencoder(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
         nn.init.normal_(self.mask_token, std=0.02)
-
-    # -- named configurations ------------------------------------------------------------------
-
-    @classmethod
-    def from_config(cls, name: str, **overrides: object) -> MaskedAutoencoder:
-        """The model named ``name`` in :data:`CONFIGS`; ``overrides`` replace its arguments
-        (e.g. ``norm_pix_loss=True``)."""
-        if name not in CONFIGS:
-            raise ValueError(f"unknown configuration {name!r}; choose one of {sorted(CONFIGS)}.")
-        return cls(**{**CONFIGS[name], **overrides})
-
-    def parameter_count(self) -> int:
-        """Number of trainable numbers in the model (the fixed positions are not counted)."""
-        return sum(parameter.numel() for parameter in self.parameters())
 
     # -- the pieces ----------------------------------------------------------------------------
 

@@ -37,8 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib import masks
+from course_lib.networks import InpaintingNetwork
 from course_lib.partial_conv import PartialConv2d
-from course_lib.validate import check_image, check_known_pixels, check_mask
+from course_lib.validate import check_image, check_mask
 
 __all__ = ["CONFIGS", "ConvUNet", "PConvUNet", "PlainConvUNet"]
 
@@ -62,9 +63,11 @@ CONFIGS: dict[str, dict[str, object]] = {
 """Encoder depth, kernel sizes and channel widths of the named networks."""
 
 
-class _UNetBase(nn.Module, abc.ABC):
-    """What both U-Nets share: configuration, padding and cropping, compositing, and the
-    fine-tuning mode with frozen encoder batch norms."""
+class _UNetBase(InpaintingNetwork, abc.ABC):
+    """What both U-Nets share: padding and cropping, and the fine-tuning mode with frozen
+    encoder batch norms (configurations and compositing: :class:`InpaintingNetwork`)."""
+
+    CONFIGS = CONFIGS
 
     def __init__(
         self,
@@ -104,14 +107,6 @@ class _UNetBase(nn.Module, abc.ABC):
     # -- named configurations ------------------------------------------------------------------
 
     @classmethod
-    def from_config(cls, name: str, **overrides: object) -> _UNetBase:
-        """The network named ``name`` in :data:`CONFIGS`; ``overrides`` replace its arguments
-        (e.g. ``in_channels=1``)."""
-        if name not in CONFIGS:
-            raise ValueError(f"unknown configuration {name!r}; choose one of {sorted(CONFIGS)}.")
-        return cls(**{**CONFIGS[name], **overrides})
-
-    @classmethod
     def paper512(cls, **overrides: object) -> _UNetBase:
         """The paper's network for 512x512 images (depth 8)."""
         return cls.from_config("paper512", **overrides)
@@ -125,10 +120,6 @@ class _UNetBase(nn.Module, abc.ABC):
     def small(cls, **overrides: object) -> _UNetBase:
         """A depth-5 network for the course's 64x64 images (quick profile, CPU)."""
         return cls.from_config("small", **overrides)
-
-    def parameter_count(self) -> int:
-        """Number of trainable numbers in the network."""
-        return sum(parameter.numel() for parameter in self.parameters())
 
     # -- forward ---------------------------------------------------------------------------------
 
@@ -180,19 +171,6 @@ class _UNetBase(nn.Module, abc.ABC):
     @abc.abstractmethod
     def _predict(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         """The network proper, on a padded image with zeroed holes and its hole mask."""
-
-    @torch.no_grad()
-    def inpaint(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-        """The composite ``hole * prediction + (1 - hole) * image``, prediction clamped to
-        [0, 1]: the known pixels exactly, the network's guess in the holes.
-
-        Fits ``fill(image, hole)`` of :mod:`course_lib.evaluate`. Runs without gradients and
-        in the network's current mode: call ``model.eval()`` first. A sample whose mask is
-        all hole raises ``ValueError``: there is nothing to inpaint from.
-        """
-        check_known_pixels(hole)
-        prediction = self(image, hole).clamp(0, 1)
-        return masks.composite(image, hole, prediction.to(image.dtype))
 
     # -- fine-tuning with frozen encoder batch norms -----------------------------------------------
 
