@@ -996,6 +996,7 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
     "pconv_unet_small": _named("unet", "PConvUNet"),
     "conv_unet_small": _named("unet", "ConvUNet"),
     "plain_conv_unet_small": _named("unet", "PlainConvUNet"),
+    "gated_unet_small": _named("gated_conv", "GatedUNet"),  # lesson 08: DeepFill v2's layer
     "tiny_lama_small": _named("ffc", "TinyLaMa"),
     "conv_lama_small": _named("ffc", "ConvLaMa"),
     "tiny_lama_shallow": _named("ffc", "TinyLaMa", "shallow"),
