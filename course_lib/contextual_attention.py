@@ -37,6 +37,7 @@ from course_lib.validate import check_mask
 __all__ = ["SOFTMAX_SCALE", "contextual_attention", "propagate", "shift_connection"]
 
 SOFTMAX_SCALE = 10.0  # the paper's scale of the cosine similarities before the softmax
+CUTOFF = 46.0  # logits this far below the best get weight 0: e**-46 is about 1e-20
 
 
 def _check_maps(
@@ -116,13 +117,16 @@ def contextual_attention(
         scores = scores / foreground_norm.clamp(min=1e-4).view(1, 1, height, width)
         if propagation > 1:
             scores = propagate(scores, height, width, propagation)
-        scores = scores.masked_fill(~usable[b].view(1, -1, 1, 1), float("-inf"))
-        attention = torch.softmax(softmax_scale * scores, dim=1)  # (1, L, H, W)
+        logits = softmax_scale * scores.masked_fill(~usable[b].view(1, -1, 1, 1), float("-inf"))
         # Propagated scores span up to 2 * propagation**2 * softmax_scale (180 by default), so
-        # many weights underflow to subnormal floats, which CPUs multiply many times slower
-        # (the pasting convolution below took six times longer). Next to the largest weight
-        # they are nothing, so make them 0 (float32's threshold: half precision keeps its own).
-        attention = attention.masked_fill(attention < torch.finfo(torch.float32).tiny, 0.0)
+        # many weights would underflow to subnormal floats, which CPUs multiply many times
+        # slower: in the pasting convolution, and in the backward pass, where the softmax's
+        # gradient is its own output times the incoming gradient. A logit more than CUTOFF
+        # below the best match's has a weight under e**-CUTOFF of the best one's: nothing, so
+        # it is made -inf, and its weight exactly 0 in both passes.
+        best = logits.amax(dim=1, keepdim=True)  # (1, 1, H, W)
+        logits = logits.masked_fill(logits < best - CUTOFF, float("-inf"))
+        attention = torch.softmax(logits, dim=1)  # (1, L, H, W)
         pasted = F.conv_transpose2d(attention, filters, padding=pad) / patch**2  # (1, C, H, W)
         outputs.append(pasted)
         attentions.append(attention)

@@ -50,7 +50,7 @@ from torch import nn
 from course_lib import masks, recipes
 from course_lib.discriminator import PatchDiscriminator
 from course_lib.feature_nets import course_features, vgg16_features
-from course_lib.validate import check_mask
+from course_lib.validate import check_mask, check_number
 
 __all__ = [
     "COURSE_WEIGHTS",
@@ -70,7 +70,9 @@ __all__ = [
     "gram_matrix",
     "hinge_d_loss",
     "hinge_g_loss",
+    "HoleL2Loss",
     "hole_l1",
+    "hole_l2",
     "nonsaturating_d_loss",
     "nonsaturating_g_loss",
     "perceptual_distance",
@@ -144,6 +146,23 @@ def valid_l1(output: torch.Tensor, target: torch.Tensor, hole: torch.Tensor) -> 
     _check_hole(hole, output)
     error = (output.float() - target.float()).abs()  # (B, C, H, W)
     return ((1 - hole.float()) * error).mean()
+
+
+def hole_l2(output: torch.Tensor, target: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """The Context Encoder's reconstruction loss (lesson 08): the mean squared error over the
+    hole's elements only, ``sum(hole * (output - target)**2) / (C * sum(hole))``.
+
+    Divided by the size of the hole, as the Context Encoder's code does (its error is taken on
+    the cut-out region alone), unlike :func:`hole_l1`: the weights 0.999 and 0.001 of its
+    reconstruction and adversarial terms assume this scale.
+    """
+    _check_pair("output", output, "target", target)
+    _check_hole(hole, output)
+    hole = hole.float()  # (B, 1, H, W)
+    if not hole.any():
+        raise ValueError("hole_l2 needs at least one hole pixel; every mask given is empty.")
+    error = (output.float() - target.float()).pow(2)  # (B, C, H, W)
+    return (hole * error).sum() / (hole.sum() * output.shape[1])
 
 
 def spatially_discounted_l1(
@@ -418,6 +437,40 @@ class PConvLoss(nn.Module):
         return self.combine(terms), _as_floats(terms)
 
 
+class HoleL2Loss(nn.Module):
+    """The Context Encoder's reconstruction term as a training loss (lesson 08):
+    ``weight * hole_l2``, parts ``{"hole_l2"}`` (unweighted).
+
+    Alone it is the paper's L2 arm; inside :class:`AdversarialLoss` it is the reconstruction
+    part of the joint loss (the paper: 0.999 here, 0.001 on the adversarial term), and with
+    ``weight = 0`` the adversarial-only arm, whose L2 is still reported.
+    """
+
+    def __init__(self, weight: float = 0.999) -> None:
+        super().__init__()
+        self.weight = check_number(weight, "weight", minimum=0.0)
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight}"
+
+    def terms(
+        self, output: torch.Tensor, image: torch.Tensor, hole: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        return {"hole_l2": hole_l2(output, image, hole)}
+
+    def combine(self, terms: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self.weight * terms["hole_l2"]
+
+    def forward(
+        self, model: nn.Module, image: torch.Tensor, hole: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``(loss, parts)`` of ``model``'s prediction, as :func:`course_lib.train.train` wants."""
+        from course_lib.train import predict  # see PConvLoss.forward
+
+        terms = self.terms(predict(model, image, hole).float(), image.float(), hole)
+        return self.combine(terms), _as_floats(terms)
+
+
 # ---------------------------------------------------------------------------------------------
 # Adversarial losses
 # ---------------------------------------------------------------------------------------------
@@ -657,12 +710,15 @@ def _discriminator_loss(
     times the R1 penalty; float32 whatever the loop's autocast. Shared by the adversarial
     losses of lessons 04 and 05, which differ in what they call the fake and in the labels."""
     with torch.autocast(image.device.type, enabled=False):
-        real = image.detach().float().requires_grad_(True)  # R1 needs d logits / d pixels
+        # R1 needs d logits / d pixels; without its weight, skip its double backward.
+        real = image.detach().float().requires_grad_(r1_weight > 0)
         real_logits = discriminator(real)  # (B, 1, h, w)
         fake_logits = discriminator(fake.detach().float())
         fake_map = downsample_hole(hole, fake_logits.shape[-2:], hole_map_mode)  # (B, 1, h, w)
-        r1 = r1_penalty(real, real_logits)
         d_loss = nonsaturating_d_loss(real_logits, fake_logits, fake_map)
+        if r1_weight == 0:
+            return d_loss, _as_floats({"d_loss": d_loss})
+        r1 = r1_penalty(real, real_logits)
     return d_loss + r1_weight * r1, _as_floats({"d_loss": d_loss, "r1": r1})
 
 

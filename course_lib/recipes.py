@@ -9,8 +9,9 @@ choices read, compared and changed without editing the library:
 * ``[data]``: the image sources, size, batch size and mask distribution
   (:class:`course_lib.train.InpaintingBatches`);
 * ``[loss]``: which terms (``"l1"``, the partial-convolution paper's ``"pconv"`` total loss,
-  LaMa's ``"lama"`` loss, ``"mae"``), the feature network and the weights of each term, and
-  an optional ``[loss.adversarial]`` table; ``"lama"`` also gives its ``r1_weight`` and its
+  LaMa's ``"lama"`` loss, ``"mae"``, the Context Encoder's ``"hole_l2"``), the feature network
+  and the weights of each term, and an optional ``[loss.adversarial]`` table (its weight, its
+  ``r1_weight`` and optionally its ``discriminator``'s ``width`` and ``layers``); ``"lama"`` also gives its ``r1_weight`` and its
   ``discriminator`` (``width`` and ``layers`` of the
   :class:`~course_lib.discriminator.PatchDiscriminator`) and ``normalise_perceptual`` (see
   :class:`~course_lib.losses.HighReceptiveFieldPerceptual`);
@@ -22,7 +23,8 @@ choices read, compared and changed without editing the library:
   the encoder's batch norms frozen (a stage is a recipe whose ``init`` is the weights of the
   stage before);
 * ``[validation]`` (optional): every ``every`` steps, the hole-only PSNR of ``pairs`` fixed
-  validation pairs (:func:`course_lib.train.validation_pairs`) goes into the run's history.
+  validation pairs (:func:`course_lib.train.validation_pairs`; with ``centred_box``, that
+  coverage's centred box in each) goes into the run's history.
 
 ``python -m course_lib.train --recipe NAME`` runs one (see :mod:`course_lib.train`), and the
 weights' ``.json`` record names the recipe and the sha256 of its file. The files live in
@@ -43,7 +45,7 @@ else:  # Python 3.10: the same parser, as a package
     import tomli as tomllib
 
 RECIPE_FOLDER = Path(__file__).resolve().parent / "recipes"
-LOSS_TERMS = ("l1", "pconv", "lama", "mae")
+LOSS_TERMS = ("l1", "pconv", "lama", "mae", "hole_l2")
 FEATURES = ("course", "vgg16")
 OPTIMISERS = ("adam", "mae_adamw")
 PCONV_WEIGHTS = ("valid", "hole", "perceptual", "style", "tv")
@@ -90,7 +92,8 @@ _TABLES = {
         "discriminator_betas": False,
     },
 }
-_ADVERSARIAL = {"weight": True, "r1_weight": True}
+_ADVERSARIAL = {"weight": True, "r1_weight": True, "discriminator": False}
+_HOLE_L2 = {"terms": True, "weights": True, "adversarial": False}
 _LAMA = {
     "terms": True,
     "weights": True,
@@ -100,7 +103,7 @@ _LAMA = {
 }
 _MAE = {"terms": True, "masking": False, "ratio": False}
 _DISCRIMINATOR = {"width": True, "layers": True}
-_VALIDATION = {"every": True, "pairs": True}
+_VALIDATION = {"every": True, "pairs": True, "centred_box": False}
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,12 @@ def _check_loss(loss: dict, where: str) -> None:
     if loss["terms"] == "mae":  # optional: MAELoss's masks (lesson 06)
         _check_keys(loss, _MAE, where)
         return
+    if loss["terms"] == "hole_l2":  # lesson 08's Context Encoder
+        _check_keys(loss, _HOLE_L2, where)
+        _check_keys(loss["weights"], {"hole": True}, f"{where} [loss.weights]")
+        if "adversarial" in loss:
+            _check_adversarial(loss["adversarial"], where)
+        return
     if loss["terms"] != "pconv":
         extra = sorted(set(loss) - {"terms"})
         if extra:
@@ -222,7 +231,17 @@ def _check_loss(loss: dict, where: str) -> None:
         raise ValueError(f"{where} [loss]: features must be one of {FEATURES}.")
     _check_keys(loss["weights"], dict.fromkeys(PCONV_WEIGHTS, True), f"{where} [loss.weights]")
     if "adversarial" in loss:
-        _check_keys(loss["adversarial"], _ADVERSARIAL, f"{where} [loss.adversarial]")
+        _check_adversarial(loss["adversarial"], where)
+
+
+def _check_adversarial(adversarial: dict, where: str) -> None:
+    _check_keys(adversarial, _ADVERSARIAL, f"{where} [loss.adversarial]")
+    if "discriminator" in adversarial:
+        _check_keys(
+            adversarial["discriminator"],
+            _DISCRIMINATOR,
+            f"{where} [loss.adversarial.discriminator]",
+        )
 
 
 def _check_optimiser(optimiser: dict, where: str) -> None:

@@ -729,17 +729,23 @@ def _save_samples(
     plt.close(figure)  # figures made in a loop would otherwise pile up in memory
 
 
-def validation_pairs(size: int = 64, count: int = 64, seed: int = 0) -> tuple[torch.Tensor, ...]:
+def validation_pairs(
+    size: int = 64, count: int = 64, seed: int = 0, centred_box: float | None = None
+) -> tuple[torch.Tensor, ...]:
     """``count`` fixed validation pairs ``(image (N, 3, H, W), hole (N, 1, H, W))``.
 
     Half patches of the validation photos, half procedural scenes of their own seed: neither
     training nor test images. The holes are the evaluation's kinds (boxes and medium
-    strokes, alternately) with coverage targets spread evenly over the six bands (1-60%).
+    strokes, alternately) with coverage targets spread evenly over the six bands (1-60%);
+    with ``centred_box``, the centred box of that coverage in every image instead (lesson
+    08's Context Encoder, which is trained on that hole alone).
     """
     check_int(count, "count", 2)
     photos = PhotoPatches(size, split="validation", seed=seed).batch(0, count // 2)
     scenes = ProceduralScenes(size, seed=VALIDATION_SCENE_SEED + seed).batch(0, count - count // 2)
     images = torch.cat([photos, scenes[0]])  # (N, 3, H, W)
+    if centred_box is not None:
+        return images, masks.centred_box(size, centred_box, count)
     low, high = masks.COVERAGE_BANDS[0][0], masks.COVERAGE_BANDS[-1][1]
     targets = np.linspace(low + 0.02, high - 0.02, count)
     kinds = [("box", {}), ("irregular", {"preset": "medium"})]
@@ -997,6 +1003,10 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
     "conv_unet_small": _named("unet", "ConvUNet"),
     "plain_conv_unet_small": _named("unet", "PlainConvUNet"),
     "gated_unet_small": _named("gated_conv", "GatedUNet"),  # lesson 08: DeepFill v2's layer
+    "context_encoder_small": _named("channelwise_fc", "ContextEncoder"),  # lesson 08
+    # Lesson 08: DeepFill v1's two-stage network, with contextual attention and without it.
+    "coarse_to_fine_small": _named("deepfill", "CoarseToFine"),
+    "coarse_to_fine_small_no_attention": _named("deepfill", "CoarseToFine", "small_no_attention"),
     "tiny_lama_small": _named("ffc", "TinyLaMa"),
     "conv_lama_small": _named("ffc", "ConvLaMa"),
     "tiny_lama_shallow": _named("ffc", "TinyLaMa", "shallow"),
@@ -1113,6 +1123,9 @@ def build_loss(spec: Mapping[str, Any]) -> LossFunction:
         )
     from course_lib import feature_nets, losses
 
+    if spec["terms"] == "hole_l2":
+        loss = losses.HoleL2Loss(spec["weights"]["hole"])
+        return _with_adversary(loss, spec["adversarial"]) if "adversarial" in spec else loss
     if spec["terms"] == "lama":
         discriminator = losses.PatchDiscriminator(**spec["discriminator"])
         perceptual = losses.HighReceptiveFieldPerceptual(normalise=spec["normalise_perceptual"])
@@ -1121,9 +1134,17 @@ def build_loss(spec: Mapping[str, Any]) -> LossFunction:
         )
     features = {"course": feature_nets.course_features, "vgg16": feature_nets.vgg16_features}
     loss = losses.PConvLoss(features[spec["features"]](), dict(spec["weights"]))
-    if "adversarial" in spec:
-        loss = losses.AdversarialLoss(loss, **spec["adversarial"])
-    return loss
+    return _with_adversary(loss, spec["adversarial"]) if "adversarial" in spec else loss
+
+
+def _with_adversary(base: LossFunction, spec: Mapping[str, Any]) -> LossFunction:
+    """``base`` plus the adversary a recipe's ``[loss.adversarial]`` table describes."""
+    from course_lib import losses
+
+    discriminator = losses.PatchDiscriminator(**spec.get("discriminator", {}))
+    return losses.AdversarialLoss(
+        base, discriminator, weight=spec["weight"], r1_weight=spec["r1_weight"]
+    )
 
 
 def build_optimiser(
@@ -1359,7 +1380,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The same pairs whatever the run's seed, so that learning curves of recipes compare; drawn
     # from their own generators, so the global ones (and the run) are left untouched.
     validation = (
-        None if plan.validation is None else validation_pairs(data.size, plan.validation["pairs"])
+        None
+        if plan.validation is None
+        else validation_pairs(
+            data.size, plan.validation["pairs"], centred_box=plan.validation.get("centred_box")
+        )
     )
     result = train(
         model,

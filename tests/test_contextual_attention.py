@@ -161,21 +161,27 @@ def test_both_layers_name_their_own_maps_in_their_errors():
         shift_connection(maps, maps, torch.ones(1, 1, 5, 5))
 
 
-def test_the_attention_holds_no_subnormal_weights_and_still_sums_to_one():
-    # Propagated scores times the scale span far more than exp can hold: without the flush,
-    # many weights are subnormal floats, which slow the pasting convolution on CPUs.
+def test_the_attention_and_its_gradient_hold_no_subnormal_floats_and_still_sum_to_one():
+    # Propagated scores times the scale span far more than exp can hold: without the cut-off,
+    # many weights are subnormal floats, and so are their gradients, which slows the pasting
+    # convolution and the backward pass on CPUs.
     generator = torch.Generator().manual_seed(0)
-    maps = torch.randn(1, 8, 12, 12, generator=generator)
+    maps = torch.randn(1, 8, 12, 12, generator=generator, requires_grad=True)
     hole = torch.zeros(1, 1, 12, 12)
     hole[..., 4:8, 4:8] = 1
-    _, attention = contextual_attention(maps, maps, hole)
+    output, attention = contextual_attention(maps, maps, hole)
+    (output * torch.randn(output.shape, generator=generator)).sum().backward()
     tiny = torch.finfo(torch.float32).tiny
-    assert not ((attention > 0) & (attention < tiny)).any()
+    for values in (attention, maps.grad):
+        assert not ((values.abs() > 0) & (values.abs() < tiny)).any()
     assert torch.allclose(attention.sum(dim=1), torch.ones(1, 12, 12), atol=1e-5)
+    # What is cut is nothing: at most e**-46 of the best weight at its location.
+    best = attention.amax(dim=1, keepdim=True)
+    assert ((attention == 0) | (attention > best * 1e-20)).all()
     raw = torch.softmax(
         10.0 * propagate(torch.randn(1, 144, 12, 12, generator=generator), 12, 12), 1
     )
-    assert ((raw > 0) & (raw < tiny)).any(), "the case the flush is for does occur"
+    assert ((raw > 0) & (raw < tiny)).any(), "the case the cut-off is for does occur"
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

@@ -614,6 +614,50 @@ def test_the_discriminator_loss_is_lamas_with_the_r1_penalty():
     assert all(p.grad is not None for p in loss_fn.discriminator.parameters())
 
 
+def test_the_context_encoders_l2_is_the_mean_squared_error_over_the_hole_by_loops():
+    output, target, hole = rand(2, 3, 8, 8, seed=4), rand(2, 3, 8, 8, seed=5), random_hole(size=8)
+    total, count = 0.0, 0
+    for b in range(2):
+        for y in range(8):
+            for x in range(8):
+                if hole[b, 0, y, x] == 1:
+                    for c in range(3):
+                        total += (output[b, c, y, x] - target[b, c, y, x]).item() ** 2
+                        count += 1
+    assert losses.hole_l2(output, target, hole).item() == pytest.approx(total / count, rel=1e-5)
+    # Known pixels do not count, however wrong; and the scale is the hole's, not the image's.
+    changed = output + 5 * (1 - hole)
+    assert losses.hole_l2(changed, target, hole).item() == pytest.approx(total / count, rel=1e-5)
+    assert losses.hole_l2(output, target, hole) > (hole * (output - target) ** 2).mean()
+    with pytest.raises(ValueError, match="at least one hole pixel"):
+        losses.hole_l2(output, target, torch.zeros_like(hole))
+    with pytest.raises(ValueError, match="weight must be a finite number"):
+        losses.HoleL2Loss(float("nan"))
+
+
+def test_the_context_encoders_arms_weigh_their_terms_as_told():
+    image, hole, prediction = adversarial_example()
+    l2 = losses.hole_l2(prediction, image, hole).item()
+    loss, parts = losses.HoleL2Loss(0.999)(FixedPrediction(prediction), image, hole)
+    assert parts == {"hole_l2": pytest.approx(l2, rel=1e-6)}
+    assert loss.item() == pytest.approx(0.999 * l2, rel=1e-6)
+    torch.manual_seed(0)
+    joint = losses.AdversarialLoss(
+        losses.HoleL2Loss(0.0), PatchDiscriminator(width=4, layers=2), weight=0.001, r1_weight=0.0
+    )  # the adversarial-only arm: the L2 is reported, not trained
+    loss, parts = joint(FixedPrediction(prediction), image, hole)
+    assert set(parts) == {"hole_l2", "adversarial"} and parts["hole_l2"] == pytest.approx(l2)
+    assert loss.item() == pytest.approx(0.001 * parts["adversarial"], rel=1e-5)
+    # Without an R1 weight the discriminator's loss is the plain cross-entropy, no R1 part.
+    fake = hole * prediction + (1 - hole) * image
+    d_loss, d_parts = joint.discriminator_loss(image, fake, hole)
+    real_logits, fake_logits = joint.discriminator(image), joint.discriminator(fake)
+    labels = F.adaptive_avg_pool2d(hole, fake_logits.shape[-2:])
+    expected = losses.nonsaturating_d_loss(real_logits, fake_logits, labels)
+    assert set(d_parts) == {"d_loss"}
+    assert d_loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
 def test_the_trainer_steps_the_discriminator_after_the_generator(tmp_path):
     from course_lib import train as training
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from course_lib.channelwise_fc import ContextEncoder
+from course_lib.deepfill import CoarseToFine
 from course_lib.glcic import CompletionNetwork
 from course_lib.mae import MaskedAutoencoder
 from course_lib.networks import Configurable, InpaintingNetwork
@@ -12,7 +13,7 @@ from course_lib.unet import PConvUNet
 
 
 @pytest.mark.parametrize(
-    "network", [PConvUNet, ContextEncoder, CompletionNetwork, MaskedAutoencoder]
+    "network", [PConvUNet, ContextEncoder, CompletionNetwork, CoarseToFine, MaskedAutoencoder]
 )
 def test_every_network_is_built_by_name_and_says_which_names_exist(network):
     assert issubclass(network, Configurable)
@@ -32,7 +33,7 @@ def test_overrides_replace_a_configuration_s_arguments():
         ContextEncoder.from_config("small", image_size=40)
 
 
-@pytest.mark.parametrize("network", [ContextEncoder, CompletionNetwork])
+@pytest.mark.parametrize("network", [ContextEncoder, CompletionNetwork, CoarseToFine])
 def test_inpaint_keeps_the_known_pixels_and_refuses_an_image_with_none(network):
     assert issubclass(network, InpaintingNetwork)
     torch.manual_seed(0)

@@ -164,6 +164,8 @@ def test_a_recipe_refuses_flags_it_sets_and_existing_weights(tiny_recipe, tmp_pa
         (("lr = 1e-3", "lr = 1e-3\ndiscriminator_betas = [0.9, 0.999]"), "needs an adversarial"),
         (('terms = "l1"', 'terms = "mae"\nblocks = 4'), r"unknown key\(s\) \['blocks'\]"),
         (('terms = "l1"', 'terms = "l1"\nmasking = "block"'), r"takes no \['masking'\]"),
+        (('terms = "l1"', 'terms = "hole_l2"'), r"missing key\(s\) \['weights'\]"),
+        (('terms = "l1"', 'terms = "hole_l2"\nweights = { valid = 1.0 }'), r"\['valid'\]"),
     ],
 )
 def test_a_bad_recipe_is_explained(tmp_path, change, message):
@@ -406,3 +408,49 @@ def test_a_lama_recipe_trains_both_networks_with_its_own_optimisers(tmp_path, mo
     assert {"known", "adversarial", "feature_matching", "perceptual", "d_loss", "r1"} <= set(
         history[-1]
     )
+
+
+def test_the_context_encoders_arms_differ_only_by_the_adversary():
+    l2, joint = recipes.load("context_encoder_l2"), recipes.load("context_encoder_joint")
+    assert (l2.model, l2.data, l2.steps, l2.seed) == (
+        joint.model,
+        joint.data,
+        joint.steps,
+        joint.seed,
+    )
+    assert l2.loss == {"terms": "hole_l2", "weights": {"hole": 0.999}}
+    assert joint.loss == {**l2.loss, "adversarial": joint.loss["adversarial"]}
+    assert (joint.loss["adversarial"]["weight"], joint.loss["adversarial"]["r1_weight"]) == (
+        0.001,
+        0,
+    )
+    adversary = training.build_loss(joint.loss)
+    assert isinstance(adversary.base, losses.HoleL2Loss) and adversary.base.weight == 0.999
+    # The discriminator's logits each see the whole 64x64 image, as the paper's judged the fill.
+    assert adversary.discriminator.receptive_field >= joint.data["size"]
+    # Every training hole is the central quarter, the validation's hole too.
+    from course_lib import masks
+
+    data = training.InpaintingBatches(seed=0, **training.recipe_data(joint))
+    _, hole = data.batch(0)
+    assert torch.equal(hole, masks.centred_box(64, 0.25, len(hole)))
+    _, validation = training.validation_pairs(64, 4, centred_box=joint.validation["centred_box"])
+    assert torch.equal(validation, masks.centred_box(64, 0.25, 4))
+
+
+def test_a_context_encoder_recipe_trains_its_adversary_without_r1(tmp_path, monkeypatch):
+    monkeypatch.setitem(training.MODELS, "tiny", Tiny)
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    text = TINY_RECIPE.replace(
+        '[loss]\nterms = "l1"\n',
+        '[loss]\nterms = "hole_l2"\nweights = { hole = 0.999 }\n[loss.adversarial]\n'
+        "weight = 0.001\nr1_weight = 0.0\ndiscriminator = { width = 4, layers = 2 }\n",
+    ).replace("lr = 1e-3\n", "lr = 1e-3\ndiscriminator_lr = 3e-4\n")
+    path = tmp_path / "context.toml"
+    path.write_text(text)
+    run = tmp_path / "run"
+    assert training.main(["--recipe", str(path), "--run-dir", str(run), "--quiet"]) == 0
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert checkpoint["discriminator_optimizer"]["param_groups"][0]["lr"] == 3e-4
+    history = json.loads((run / "history.json").read_text())["history"]
+    assert {"hole_l2", "adversarial", "d_loss"} <= set(history[-1]) and "r1" not in history[-1]
