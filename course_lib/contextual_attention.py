@@ -34,7 +34,13 @@ import torch.nn.functional as F
 
 from course_lib.validate import check_mask
 
-__all__ = ["SOFTMAX_SCALE", "contextual_attention", "propagate", "shift_connection"]
+__all__ = [
+    "SOFTMAX_SCALE",
+    "contextual_attention",
+    "propagate",
+    "shift_connection",
+    "usable_patches",
+]
 
 SOFTMAX_SCALE = 10.0  # the paper's scale of the cosine similarities before the softmax
 CUTOFF = 46.0  # logits this far below the best get weight 0: e**-46 is about 1e-20
@@ -78,6 +84,15 @@ def propagate(scores: torch.Tensor, height: int, width: int, size: int = 3) -> t
     return total.reshape(batch, height * width, height, width)
 
 
+def usable_patches(hole: torch.Tensor, patch: int = 3) -> torch.Tensor:
+    """Which ``patch x patch`` patches, one centred on each location of ``hole`` ``(B, 1, H,
+    W)``, contain no hole pixel: ``(B, H * W)`` booleans in row-major order. The padding
+    outside the map counts as hole, so patches that cross the border are never usable."""
+    pad = patch // 2
+    touched = F.unfold(F.pad(hole.float(), (pad,) * 4, value=1.0), patch).amax(dim=1)  # (B, L)
+    return touched == 0
+
+
 def contextual_attention(
     foreground: torch.Tensor,
     background: torch.Tensor,
@@ -102,9 +117,7 @@ def contextual_attention(
     pad = patch // 2
     # Every patch of the background, one per location: (B, L, C * k * k).
     patches = F.unfold(background, patch, padding=pad).transpose(1, 2)
-    # Patches with no hole pixel; the padding outside the map counts as hole.
-    touched = F.unfold(F.pad(hole.float(), (pad,) * 4, value=1.0), patch).amax(dim=1)  # (B, L)
-    usable = touched == 0  # (B, L)
+    usable = usable_patches(hole, patch)  # (B, L)
     if not usable.any(dim=1).all():
         raise ValueError("contextual_attention needs at least one patch free of holes per sample.")
     outputs, attentions = [], []

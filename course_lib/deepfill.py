@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.contextual_attention import contextual_attention
+from course_lib.contextual_attention import contextual_attention, usable_patches
 from course_lib.glcic import CompletionNetwork
 from course_lib.networks import InpaintingNetwork
 from course_lib.validate import check_image, check_mask
@@ -98,9 +98,7 @@ class CoarseToFine(InpaintingNetwork):
         small = attention_hole(hole)  # (B, 1, h, w)
         # A sample whose every patch touches the hole (a mask of nearly the whole image) has
         # nothing to copy from: it keeps its features, and its attention stays 0.
-        pad = 1  # the layer's 3x3 patches; the padding outside the map counts as hole
-        touched = F.max_pool2d(F.pad(small, (pad,) * 4, value=1.0), 3, stride=1)  # (B, 1, h, w)
-        able = (touched == 0).flatten(1).any(dim=1)  # (B,)
+        able = usable_patches(small).any(dim=1)  # (B,)
         batch, _, height, width = features.shape
         attention = features.new_zeros(batch, height * width, height, width)
         copied = features.clone()

@@ -11,8 +11,8 @@ choices read, compared and changed without editing the library:
 * ``[loss]``: which terms (``"l1"``, the partial-convolution paper's ``"pconv"`` total loss,
   LaMa's ``"lama"`` loss, ``"mae"``, the Context Encoder's ``"hole_l2"``), the feature network
   and the weights of each term, and an optional ``[loss.adversarial]`` table (its weight, its
-  ``r1_weight`` and optionally its ``discriminator``'s ``width`` and ``layers``); ``"lama"`` also gives its ``r1_weight`` and its
-  ``discriminator`` (``width`` and ``layers`` of the
+  ``r1_weight`` and optionally its ``discriminator``'s ``width`` and ``layers``); ``"lama"``
+  also gives its ``r1_weight`` and its ``discriminator`` (``width`` and ``layers`` of the
   :class:`~course_lib.discriminator.PatchDiscriminator`) and ``normalise_perceptual`` (see
   :class:`~course_lib.losses.HighReceptiveFieldPerceptual`);
 * ``[optimiser]``: its name and learning rate, and its schedule; optionally

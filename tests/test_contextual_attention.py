@@ -201,3 +201,16 @@ def test_half_precision_attention_stays_finite_and_close_to_float32(dtype, scale
     assert torch.allclose(attention.float().sum(dim=1), torch.ones(1, 12, 12), atol=1e-2)
     assert (output.float() - expected).abs().max() < 0.05 * scale
     assert (attention.float() - expected_attention).abs().max() < 0.05
+
+
+def test_usable_patches_are_those_with_no_hole_pixel_and_inside_the_map_by_loops():
+    from course_lib.contextual_attention import usable_patches
+
+    hole = (torch.rand(2, 1, 7, 9, generator=torch.Generator().manual_seed(3)) < 0.2).float()
+    usable = usable_patches(hole)  # (2, 63)
+    for b in range(2):
+        for y in range(7):
+            for x in range(9):
+                inside = 1 <= y <= 5 and 1 <= x <= 7
+                clean = inside and hole[b, 0, y - 1 : y + 2, x - 1 : x + 2].sum() == 0
+                assert bool(usable[b, y * 9 + x]) == bool(clean)
