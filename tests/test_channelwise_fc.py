@@ -54,3 +54,28 @@ def test_the_context_encoder_reaches_every_pixel_through_its_bottleneck():
     assert not bool(local[32:, 32:].any()) and bool(local[:8, :8].all())
     with pytest.raises(ValueError, match="built for 64x64"):
         network(torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32))
+
+
+def test_the_shipped_arms_blur_and_invent_as_their_losses_say():
+    """Lesson 08's three Context Encoders on held-out photos behind the central quarter: the
+    adversary alone leaves the fill's gradient energy closest to the truth's (it invents
+    texture) and the L2 arm the furthest (it blurs), while per pixel the adversary alone is
+    far behind the arm with a reconstruction term."""
+    from course_lib import evaluate, masks, recipes
+    from course_lib.checkpoints import load_weights
+    from course_lib.train import MODELS
+
+    images = evaluate.held_out_images("photos", 64, 16)
+    hole = masks.centred_box(64, 0.25, len(images))  # (16, 1, 64, 64)
+    scores = {}
+    for arm in ("l2", "joint", "adversarial"):
+        name = f"context_encoder_{arm}"
+        model = MODELS[recipes.load(name).model]()
+        load_weights(model, name)
+        with torch.no_grad():
+            composite = model.eval().inpaint(images, hole)
+        scores[arm] = evaluate.pair_scores(composite, images, hole)
+    gap = {arm: values["grad_gap"].mean().item() for arm, values in scores.items()}
+    assert gap["adversarial"] < gap["joint"] < gap["l2"], gap
+    hole_psnr = {arm: values["hole_psnr"].mean().item() for arm, values in scores.items()}
+    assert hole_psnr["adversarial"] < hole_psnr["joint"] - 2, hole_psnr

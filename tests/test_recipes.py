@@ -438,6 +438,24 @@ def test_the_context_encoders_arms_differ_only_by_the_adversary():
     assert torch.equal(validation, masks.centred_box(64, 0.25, 4))
 
 
+def test_the_adversarial_arm_is_the_joint_recipe_with_the_reconstruction_weight_zero():
+    joint = recipes.load("context_encoder_joint")
+    alone = recipes.load("context_encoder_adversarial")
+    assert (alone.model, alone.data, alone.steps, alone.seed, alone.optimiser) == (
+        joint.model,
+        joint.data,
+        joint.steps,
+        joint.seed,
+        joint.optimiser,
+    )
+    assert alone.validation == joint.validation
+    assert alone.loss["weights"] == {"hole": 0.0}
+    assert alone.loss["adversarial"] == {**joint.loss["adversarial"], "weight": 1.0}
+    # Weight 0 keeps the L2 in the logged parts but out of the gradient.
+    adversary = training.build_loss(alone.loss)
+    assert adversary.base.weight == 0.0 and adversary.weight == 1.0
+
+
 def test_a_context_encoder_recipe_trains_its_adversary_without_r1(tmp_path, monkeypatch):
     monkeypatch.setitem(training.MODELS, "tiny", Tiny)
     monkeypatch.setenv("COURSE_DEVICE", "cpu")
