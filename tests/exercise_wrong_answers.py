@@ -354,4 +354,44 @@ WRONG_ANSWERS: dict[str, dict[int, list[WrongAnswer]]] = {
             ),
         ],
     },
+    "08_gan_inpainting_lineage": {
+        1: [
+            wrong(
+                "the foreground's norm left out (the authors' code, not the paper's cosine)",
+                'def attention_by_loops(foreground, background, hole, scale=10.0):\n    _, channels, height, width = foreground.shape\n    padded_f, padded_b = F.pad(foreground, (1, 1, 1, 1)), F.pad(background, (1, 1, 1, 1))\n    padded_hole = F.pad(hole, (1, 1, 1, 1), value=1.0)\n    logits = torch.full((height * width, height, width), float("-inf"))\n    for v in range(height):\n        for u in range(width):\n            if padded_hole[0, 0, v : v + 3, u : u + 3].sum() > 0:\n                continue\n            patch = padded_b[0, :, v : v + 3, u : u + 3].flatten()\n            for y in range(height):\n                for x in range(width):\n                    query = padded_f[0, :, y : y + 3, x : x + 3].flatten()\n                    cosine = query @ patch / patch.norm().clamp(min=1e-4)\n                    logits[v * width + u, y, x] = scale * cosine\n    return torch.softmax(logits, dim=0)',
+            ),
+            wrong(
+                "no softmax scale",
+                'def attention_by_loops(foreground, background, hole, scale=10.0):\n    _, channels, height, width = foreground.shape\n    padded_f, padded_b = F.pad(foreground, (1, 1, 1, 1)), F.pad(background, (1, 1, 1, 1))\n    padded_hole = F.pad(hole, (1, 1, 1, 1), value=1.0)\n    logits = torch.full((height * width, height, width), float("-inf"))\n    for v in range(height):\n        for u in range(width):\n            if padded_hole[0, 0, v : v + 3, u : u + 3].sum() > 0:\n                continue\n            patch = padded_b[0, :, v : v + 3, u : u + 3].flatten()\n            for y in range(height):\n                for x in range(width):\n                    query = padded_f[0, :, y : y + 3, x : x + 3].flatten()\n                    cosine = query @ patch / (query.norm().clamp(min=1e-4) * patch.norm().clamp(min=1e-4))\n                    logits[v * width + u, y, x] = 1.0 * cosine\n    return torch.softmax(logits, dim=0)',
+            ),
+            wrong(
+                "only the patch's centre checked against the hole",
+                'def attention_by_loops(foreground, background, hole, scale=10.0):\n    _, channels, height, width = foreground.shape\n    padded_f, padded_b = F.pad(foreground, (1, 1, 1, 1)), F.pad(background, (1, 1, 1, 1))\n    padded_hole = F.pad(hole, (1, 1, 1, 1), value=1.0)\n    logits = torch.full((height * width, height, width), float("-inf"))\n    for v in range(height):\n        for u in range(width):\n            if padded_hole[0, 0, v + 1, u + 1] > 0:\n                continue\n            patch = padded_b[0, :, v : v + 3, u : u + 3].flatten()\n            for y in range(height):\n                for x in range(width):\n                    query = padded_f[0, :, y : y + 3, x : x + 3].flatten()\n                    cosine = query @ patch / (query.norm().clamp(min=1e-4) * patch.norm().clamp(min=1e-4))\n                    logits[v * width + u, y, x] = scale * cosine\n    return torch.softmax(logits, dim=0)',
+            ),
+            wrong(
+                "the border's padding counted as known",
+                'def attention_by_loops(foreground, background, hole, scale=10.0):\n    _, channels, height, width = foreground.shape\n    padded_f, padded_b = F.pad(foreground, (1, 1, 1, 1)), F.pad(background, (1, 1, 1, 1))\n    padded_hole = F.pad(hole, (1, 1, 1, 1), value=0.0)\n    logits = torch.full((height * width, height, width), float("-inf"))\n    for v in range(height):\n        for u in range(width):\n            if padded_hole[0, 0, v : v + 3, u : u + 3].sum() > 0:\n                continue\n            patch = padded_b[0, :, v : v + 3, u : u + 3].flatten()\n            for y in range(height):\n                for x in range(width):\n                    query = padded_f[0, :, y : y + 3, x : x + 3].flatten()\n                    cosine = query @ patch / (query.norm().clamp(min=1e-4) * patch.norm().clamp(min=1e-4))\n                    logits[v * width + u, y, x] = scale * cosine\n    return torch.softmax(logits, dim=0)',
+            ),
+            wrong(
+                "the library's layer",
+                "def attention_by_loops(foreground, background, hole, scale=10.0):\n"
+                "    return ca.contextual_attention(foreground, background, hole, propagation=1)[1][0]",
+            ),
+        ],
+        2: [
+            wrong(
+                "features and gates swapped",
+                "def gated_by_formula(layer, x):\n    conv = layer.conv\n    both = F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation)\n    features, gate = both[:, : layer.out_channels], both[:, layer.out_channels :]\n    return F.elu(gate) * torch.sigmoid(features)",
+            ),
+            wrong(
+                "no sigmoid on the gate",
+                "def gated_by_formula(layer, x):\n    conv = layer.conv\n    both = F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation)\n    features, gate = both[:, : layer.out_channels], both[:, layer.out_channels :]\n    return F.elu(features) * gate",
+            ),
+            wrong(
+                "ReLU instead of ELU",
+                "def gated_by_formula(layer, x):\n    conv = layer.conv\n    both = F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation)\n    features, gate = both[:, : layer.out_channels], both[:, layer.out_channels :]\n    return F.relu(features) * torch.sigmoid(gate)",
+            ),
+            wrong("the layer itself", "def gated_by_formula(layer, x):\n    return layer(x)"),
+        ],
+    },
 }
