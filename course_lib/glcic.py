@@ -10,7 +10,8 @@ same problem.
 
 It judges its results twice: a **global** discriminator sees the whole image (is the scene
 coherent?), a **local** one a crop around the hole (is the filled region realistic?); their
-features are concatenated into one real/fake logit.
+features are concatenated into one real/fake logit. :func:`hole_crops` cuts the local one's
+input, and ``local=False`` drops it: the paper's ablation of the local discriminator.
 
 The layer plan is the paper's (Table 1: 17 convolution layers, widths 64 to 256); ``width``
 scales every layer (``"small"``: width 16, for the course's 64x64 images on a CPU).
@@ -24,7 +25,13 @@ from torch import nn
 from course_lib.networks import InpaintingNetwork
 from course_lib.validate import check_image, check_mask
 
-__all__ = ["CONFIGS", "CompletionNetwork", "GlobalLocalDiscriminator", "receptive_field"]
+__all__ = [
+    "CONFIGS",
+    "CompletionNetwork",
+    "GlobalLocalDiscriminator",
+    "hole_crops",
+    "receptive_field",
+]
 
 CONFIGS: dict[str, dict[str, int]] = {"small": {"width": 16}, "paper": {"width": 64}}
 
@@ -79,16 +86,24 @@ def _layer(kind: str, c_in: int, c_out: int, kernel: int, stride: int, dilation:
 
 class CompletionNetwork(InpaintingNetwork):
     """Image with zeroed holes + hole mask ``(B, 4, H, W)`` -> prediction ``(B, 3, H, W)`` in
-    [0, 1]; ``H`` and ``W`` must be multiples of 4 (two stride-2 stages)."""
+    [0, 1]; ``H`` and ``W`` must be multiples of 4 (two stride-2 stages).
+
+    ``plan``: the layers, as :data:`PLAN` writes them (lesson 08 builds the plan without its
+    dilations to compare the receptive fields); the strides must stay those of ``PLAN``."""
 
     CONFIGS = CONFIGS
 
-    def __init__(self, width: int = 64) -> None:
+    def __init__(self, width: int = 64, plan: list[tuple] = PLAN) -> None:
         super().__init__()
         if not isinstance(width, int) or width < 2 or width % 2:
             raise ValueError(f"CompletionNetwork: width must be an even int >= 2, got {width!r}.")
+        if [layer[2] for layer in plan] != [layer[2] for layer in PLAN]:
+            raise ValueError(
+                "CompletionNetwork: plan must keep PLAN's strides (its sides must stay multiples "
+                "of 4); change kernels, dilations or widths only."
+            )
         layers, channels = [], 4
-        for kind, kernel, stride, dilation, scale in PLAN:
+        for kind, kernel, stride, dilation, scale in plan:
             out = int(width * scale)
             layers.append(_layer(kind, channels, out, kernel, stride, dilation))
             channels = out
@@ -115,13 +130,43 @@ def _judge(channels: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers, nn.Flatten())
 
 
+def hole_crops(images: torch.Tensor, hole: torch.Tensor, size: int) -> torch.Tensor:
+    """The local discriminator's input: for each image ``(B, 3, H, W)`` the ``size`` x ``size``
+    crop centred on its hole's bounding box (``hole`` ``(B, 1, H, W)``), moved inside the image
+    where the centre is too close to a border. An image without hole pixels gives its centre."""
+    check_image(images, name="images")
+    check_mask(hole, like=images)
+    height, width = images.shape[-2:]
+    if not isinstance(size, int) or not 0 < size <= min(height, width):
+        raise ValueError(
+            f"size must be an int in [1, {min(height, width)}] (the images' shorter side), "
+            f"got {size!r}."
+        )
+    crops = []
+    for image, sample_hole in zip(images, hole[:, 0], strict=True):
+        rows, columns = sample_hole.nonzero(as_tuple=True)
+        if len(rows):
+            centre = ((rows.min() + rows.max() + 1) // 2, (columns.min() + columns.max() + 1) // 2)
+        else:
+            centre = (height // 2, width // 2)
+        top = min(max(int(centre[0]) - size // 2, 0), height - size)
+        left = min(max(int(centre[1]) - size // 2, 0), width - size)
+        crops.append(image[:, top : top + size, left : left + size])
+    return torch.stack(crops)  # (B, 3, size, size)
+
+
 class GlobalLocalDiscriminator(nn.Module):
     """GLCIC's two discriminators, joined: ``(image (B, 3, S, S), crop (B, 3, s, s))`` ->
     one logit ``(B, 1)``. The global one sees the whole image (``image_size``), the local one a
-    crop around the hole (``crop_size``); each ends in a 1024-wide layer (scaled by ``width``
-    / 64), concatenated and mapped to the logit."""
+    crop around the hole (``crop_size``, :func:`hole_crops`); each ends in a 1024-wide layer
+    (scaled by ``width`` / 64), concatenated and mapped to the logit.
 
-    def __init__(self, image_size: int = 256, crop_size: int = 128, width: int = 64) -> None:
+    ``local=False`` keeps the global one alone (the paper's ablation): ``forward(image)``, and
+    the logit comes from its features only."""
+
+    def __init__(
+        self, image_size: int = 256, crop_size: int = 128, width: int = 64, local: bool = True
+    ) -> None:
         super().__init__()
         if image_size % 64 or crop_size % 32:
             raise ValueError(
@@ -129,21 +174,33 @@ class GlobalLocalDiscriminator(nn.Module):
                 f"layers), got {image_size} and {crop_size}."
             )
         widths = [3, width, 2 * width, 4 * width, 8 * width, 8 * width]
+        features = 16 * width  # 1024 for width 64
         # The paper: 6 stride-2 layers globally (256 -> 4), 5 locally (128 -> 4).
         self.global_branch = _judge(widths + [8 * width])
-        self.local_branch = _judge(widths)
-        features = 16 * width  # 1024 for width 64
         self.global_fc = nn.Linear(8 * width * (image_size // 64) ** 2, features)
-        self.local_fc = nn.Linear(8 * width * (crop_size // 32) ** 2, features)
-        self.joined = nn.Linear(2 * features, 1)
+        self.local = bool(local)
+        if self.local:
+            self.local_branch = _judge(widths)
+            self.local_fc = nn.Linear(8 * width * (crop_size // 32) ** 2, features)
+        self.joined = nn.Linear((1 + self.local) * features, 1)
         self.sizes = (image_size, crop_size)
 
-    def forward(self, image: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:
-        if image.shape[-1] != self.sizes[0] or crop.shape[-1] != self.sizes[1]:
+    def extra_repr(self) -> str:
+        return f"image_size={self.sizes[0]}, crop_size={self.sizes[1]}, local={self.local}"
+
+    def forward(self, image: torch.Tensor, crop: torch.Tensor | None = None) -> torch.Tensor:
+        if (crop is None) == self.local:
+            needed = "needs the hole's crop" if self.local else "has no local branch: pass no crop"
+            raise ValueError(f"this discriminator (local={self.local}) {needed}.")
+        if image.shape[-1] != self.sizes[0] or (
+            crop is not None and crop.shape[-1] != self.sizes[1]
+        ):
+            got = [tuple(t.shape[-2:]) for t in (image, crop) if t is not None]
             raise ValueError(
                 f"built for images of {self.sizes[0]} and crops of {self.sizes[1]} pixels, got "
-                f"{tuple(image.shape[-2:])} and {tuple(crop.shape[-2:])}."
+                f"{' and '.join(map(str, got))}."
             )
-        whole = self.global_fc(self.global_branch(image))  # (B, 16 width)
-        local = self.local_fc(self.local_branch(crop))
-        return self.joined(torch.cat([whole, local], dim=1))  # (B, 1)
+        features = [self.global_fc(self.global_branch(image))]  # (B, 16 width)
+        if crop is not None:
+            features.append(self.local_fc(self.local_branch(crop)))
+        return self.joined(torch.cat(features, dim=1))  # (B, 1)

@@ -70,6 +70,7 @@ __all__ = [
     "gram_matrix",
     "hinge_d_loss",
     "hinge_g_loss",
+    "GlobalLocalAdversarialLoss",
     "HoleL2Loss",
     "hole_l1",
     "hole_l2",
@@ -682,13 +683,15 @@ class AdversarialLoss(nn.Module):
         composite = masks.composite(image.float(), hole, output)  # (B, 3, H, W)
         self.last_fake = composite.detach()
         terms = self.base.terms(output, image.float(), hole)
-        fake_logits = self.discriminator(composite)  # (B, 1, h, w)
-        adversarial = nonsaturating_g_loss(
-            fake_logits, downsample_hole(hole, fake_logits.shape[-2:])
-        )
+        adversarial = self.generator_term(composite, hole)
         values = torch.stack([*terms.values(), adversarial]).tolist()
         parts = dict(zip([*terms, "adversarial"], values, strict=True))
         return self.base.combine(terms) + self.weight * adversarial, parts
+
+    def generator_term(self, composite: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        """The generator's adversarial term: the made-up patches of ``composite`` judged."""
+        fake_logits = self.discriminator(composite)  # (B, 1, h, w)
+        return nonsaturating_g_loss(fake_logits, downsample_hole(hole, fake_logits.shape[-2:]))
 
     def discriminator_loss(
         self, image: torch.Tensor, fake: torch.Tensor, hole: torch.Tensor
@@ -696,6 +699,43 @@ class AdversarialLoss(nn.Module):
         """``(loss, {"d_loss", "r1"})`` of the discriminator on real ``image`` and ``fake``
         composites (detached), in float32 whatever the loop's autocast."""
         return _discriminator_loss(self.discriminator, image, fake, hole, self.r1_weight, "area")
+
+
+class GlobalLocalAdversarialLoss(AdversarialLoss):
+    """GLCIC's adversarial training (lesson 08): :class:`AdversarialLoss` with a
+    :class:`~course_lib.glcic.GlobalLocalDiscriminator` as the judge.
+
+    The judge gives one logit per image (is the whole composite real?), not a map of patches,
+    so there are no hole-aware labels: a composite is fake. With a local branch it also sees
+    the crop around the hole (:func:`~course_lib.glcic.hole_crops`), of real images at the
+    same place as of fakes. The paper's loss is the plain GAN cross-entropy, written here in
+    its non-saturating form, and has no gradient penalty. ``discriminator_loss`` has the
+    parts ``{"d_loss"}``.
+    """
+
+    def __init__(self, base: nn.Module, discriminator: nn.Module, weight: float = 0.0004) -> None:
+        super().__init__(base, discriminator, check_number(weight, "weight", minimum=0.0), 0.0)
+
+    def judge(self, images: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        """The discriminator's logits ``(B, 1, 1, 1)`` for ``images`` with holes at ``hole``."""
+        from course_lib.glcic import hole_crops
+
+        crop = None
+        if self.discriminator.local:
+            crop = hole_crops(images, hole, self.discriminator.sizes[1])  # (B, 3, s, s)
+        return self.discriminator(images, crop)[:, :, None, None]  # (B, 1, 1, 1)
+
+    def generator_term(self, composite: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        return nonsaturating_g_loss(self.judge(composite, hole))
+
+    def discriminator_loss(
+        self, image: torch.Tensor, fake: torch.Tensor, hole: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        with torch.autocast(image.device.type, enabled=False):
+            real_logits = self.judge(image.detach().float(), hole)
+            fake_logits = self.judge(fake.detach().float(), hole)
+            d_loss = nonsaturating_d_loss(real_logits, fake_logits)
+        return d_loss, _as_floats({"d_loss": d_loss})
 
 
 def _discriminator_loss(
@@ -852,6 +892,11 @@ class LaMaLoss(nn.Module):
         terms = self.terms(output, image.float(), hole)
         loss = sum(self.weights[name] * value for name, value in terms.items())
         return loss, _as_floats(terms)
+
+    def generator_term(self, composite: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        """The generator's adversarial term: the made-up patches of ``composite`` judged."""
+        fake_logits = self.discriminator(composite)  # (B, 1, h, w)
+        return nonsaturating_g_loss(fake_logits, downsample_hole(hole, fake_logits.shape[-2:]))
 
     def discriminator_loss(
         self, image: torch.Tensor, fake: torch.Tensor, hole: torch.Tensor

@@ -14,7 +14,10 @@ choices read, compared and changed without editing the library:
   ``r1_weight`` and optionally its ``discriminator``'s ``width`` and ``layers``); ``"lama"``
   also gives its ``r1_weight`` and its ``discriminator`` (``width`` and ``layers`` of the
   :class:`~course_lib.discriminator.PatchDiscriminator`) and ``normalise_perceptual`` (see
-  :class:`~course_lib.losses.HighReceptiveFieldPerceptual`);
+  :class:`~course_lib.losses.HighReceptiveFieldPerceptual`). An adversary with
+  ``kind = "global_local"`` is GLCIC's (lesson 08): its ``weight`` and its ``discriminator``'s
+  ``image_size``, ``crop_size``, ``width`` and ``local`` (see
+  :class:`~course_lib.glcic.GlobalLocalDiscriminator`), no ``r1_weight``;
 * ``[optimiser]``: its name and learning rate, and its schedule; optionally
   ``clip_grad_norm`` (clip each network's gradients to this norm) and, with an adversarial
   loss, ``discriminator_lr`` and ``discriminator_betas`` (the discriminator's Adam; default
@@ -93,6 +96,9 @@ _TABLES = {
     },
 }
 _ADVERSARIAL = {"weight": True, "r1_weight": True, "discriminator": False}
+_GLOBAL_LOCAL = {"kind": True, "weight": True, "discriminator": True}
+_GLOBAL_LOCAL_DISCRIMINATOR = {"image_size": True, "crop_size": True, "width": True, "local": True}
+ADVERSARY_KINDS = ("patch", "global_local")
 _HOLE_L2 = {"terms": True, "weights": True, "adversarial": False}
 _LAMA = {
     "terms": True,
@@ -235,7 +241,20 @@ def _check_loss(loss: dict, where: str) -> None:
 
 
 def _check_adversarial(adversarial: dict, where: str) -> None:
-    _check_keys(adversarial, _ADVERSARIAL, f"{where} [loss.adversarial]")
+    kind = adversarial.get("kind", "patch")
+    if kind not in ADVERSARY_KINDS:
+        raise ValueError(
+            f"{where} [loss.adversarial]: kind must be one of {ADVERSARY_KINDS}, got {kind!r}."
+        )
+    if kind == "global_local":
+        _check_keys(adversarial, _GLOBAL_LOCAL, f"{where} [loss.adversarial]")
+        _check_keys(
+            adversarial["discriminator"],
+            _GLOBAL_LOCAL_DISCRIMINATOR,
+            f"{where} [loss.adversarial.discriminator]",
+        )
+        return
+    _check_keys(adversarial, {**_ADVERSARIAL, "kind": False}, f"{where} [loss.adversarial]")
     if "discriminator" in adversarial:
         _check_keys(
             adversarial["discriminator"],

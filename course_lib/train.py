@@ -1004,6 +1004,7 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
     "plain_conv_unet_small": _named("unet", "PlainConvUNet"),
     "gated_unet_small": _named("gated_conv", "GatedUNet"),  # lesson 08: DeepFill v2's layer
     "context_encoder_small": _named("channelwise_fc", "ContextEncoder"),  # lesson 08
+    "glcic_small": _named("glcic", "CompletionNetwork"),  # lesson 08: GLCIC's completion net
     # Lesson 08: DeepFill v1's two-stage network, with contextual attention and without it.
     "coarse_to_fine_small": _named("deepfill", "CoarseToFine"),
     "coarse_to_fine_small_no_attention": _named("deepfill", "CoarseToFine", "small_no_attention"),
@@ -1141,6 +1142,11 @@ def _with_adversary(base: LossFunction, spec: Mapping[str, Any]) -> LossFunction
     """``base`` plus the adversary a recipe's ``[loss.adversarial]`` table describes."""
     from course_lib import losses
 
+    if spec.get("kind") == "global_local":  # lesson 08: GLCIC's two discriminators
+        from course_lib.glcic import GlobalLocalDiscriminator
+
+        judge = GlobalLocalDiscriminator(**spec["discriminator"])
+        return losses.GlobalLocalAdversarialLoss(base, judge, weight=spec["weight"])
     discriminator = losses.PatchDiscriminator(**spec.get("discriminator", {}))
     return losses.AdversarialLoss(
         base, discriminator, weight=spec["weight"], r1_weight=spec["r1_weight"]

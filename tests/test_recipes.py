@@ -148,6 +148,13 @@ def test_a_recipe_refuses_flags_it_sets_and_existing_weights(tiny_recipe, tmp_pa
     assert "no recipe 'no_such_recipe'" in capsys.readouterr().err
 
 
+HOLE_L2_ADVERSARY = 'terms = "hole_l2"\nweights = { hole = 1.0 }\n[loss.adversarial]\n'
+GLOBAL_LOCAL = (
+    'kind = "global_local"\nweight = 0.1\n'
+    "discriminator = { image_size = 64, crop_size = 32, width = 4, local = true }"
+)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -166,6 +173,15 @@ def test_a_recipe_refuses_flags_it_sets_and_existing_weights(tiny_recipe, tmp_pa
         (('terms = "l1"', 'terms = "l1"\nmasking = "block"'), r"takes no \['masking'\]"),
         (('terms = "l1"', 'terms = "hole_l2"'), r"missing key\(s\) \['weights'\]"),
         (('terms = "l1"', 'terms = "hole_l2"\nweights = { valid = 1.0 }'), r"\['valid'\]"),
+        (('terms = "l1"', HOLE_L2_ADVERSARY + 'kind = "deep"\nweight = 0.1'), "kind must be one"),
+        (
+            ('terms = "l1"', HOLE_L2_ADVERSARY + GLOBAL_LOCAL.replace(", local = true", "")),
+            r"missing key\(s\) \['local'\]",
+        ),
+        (
+            ('terms = "l1"', HOLE_L2_ADVERSARY + GLOBAL_LOCAL + "\nr1_weight = 0.0"),
+            r"unknown key\(s\) \['r1_weight'\]",
+        ),
     ],
 )
 def test_a_bad_recipe_is_explained(tmp_path, change, message):
@@ -472,3 +488,34 @@ def test_a_context_encoder_recipe_trains_its_adversary_without_r1(tmp_path, monk
     assert checkpoint["discriminator_optimizer"]["param_groups"][0]["lr"] == 3e-4
     history = json.loads((run / "history.json").read_text())["history"]
     assert {"hole_l2", "adversarial", "d_loss"} <= set(history[-1]) and "r1" not in history[-1]
+
+
+def test_glcics_arms_differ_only_by_the_local_discriminator():
+    stage1 = recipes.load("glcic_small_stage1")
+    both, alone = recipes.load("glcic_small"), recipes.load("glcic_small_global")
+    assert (both.init, alone.init) == ("glcic_small_stage1", "glcic_small_stage1")
+    for arm in (both, alone):  # phase 3 continues phase 1's training, with an adversary added
+        assert (arm.model, arm.data, arm.validation) == (
+            stage1.model,
+            stage1.data,
+            stage1.validation,
+        )
+        assert arm.loss == {**stage1.loss, "adversarial": arm.loss["adversarial"]}
+    assert (both.steps, both.seed, both.optimiser) == (alone.steps, alone.seed, alone.optimiser)
+    assert alone.loss["adversarial"] == {
+        **both.loss["adversarial"],
+        "discriminator": {**both.loss["adversarial"]["discriminator"], "local": False},
+    }
+    assert both.loss["adversarial"]["weight"] == 0.0004  # the paper's alpha
+    adversary = training.build_loss(both.loss)
+    assert isinstance(adversary, losses.GlobalLocalAdversarialLoss)
+    assert adversary.discriminator.local and not training.build_loss(alone.loss).discriminator.local
+    # Every training hole is one box of 24-32 px, and the local crop (32 px) holds it whole.
+    data = training.InpaintingBatches(seed=0, **training.recipe_data(both))
+    for step in range(3):
+        _, hole = data.batch(step)
+        for sample in hole[:, 0]:
+            rows, columns = sample.nonzero(as_tuple=True)
+            sides = (rows.max() - rows.min() + 1, columns.max() - columns.min() + 1)
+            assert all(24 <= side <= 32 for side in sides)
+            assert sample.sum() == sides[0] * sides[1]  # one full box
