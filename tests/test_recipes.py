@@ -490,7 +490,7 @@ def test_a_context_encoder_recipe_trains_its_adversary_without_r1(tmp_path, monk
     assert {"hole_l2", "adversarial", "d_loss"} <= set(history[-1]) and "r1" not in history[-1]
 
 
-def test_glcics_arms_differ_only_by_the_local_discriminator():
+def test_glcics_arms_differ_only_by_the_adversary_and_its_local_discriminator():
     stage1 = recipes.load("glcic_small_stage1")
     both, alone = recipes.load("glcic_small"), recipes.load("glcic_small_global")
     assert (both.init, alone.init) == ("glcic_small_stage1", "glcic_small_stage1")
@@ -502,6 +502,20 @@ def test_glcics_arms_differ_only_by_the_local_discriminator():
         )
         assert arm.loss == {**stage1.loss, "adversarial": arm.loss["adversarial"]}
     assert (both.steps, both.seed, both.optimiser) == (alone.steps, alone.seed, alone.optimiser)
+    # The control: as many steps from the same weights and seed, without the adversary.
+    control = recipes.load("glcic_small_l2")
+    assert (control.init, control.steps, control.seed, control.loss) == (
+        both.init,
+        both.steps,
+        both.seed,
+        stage1.loss,
+    )
+    assert (control.model, control.data, control.validation) == (
+        both.model,
+        both.data,
+        both.validation,
+    )
+    assert control.optimiser == {"name": "adam", "lr": both.optimiser["lr"]}
     assert alone.loss["adversarial"] == {
         **both.loss["adversarial"],
         "discriminator": {**both.loss["adversarial"]["discriminator"], "local": False},
