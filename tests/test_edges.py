@@ -32,11 +32,30 @@ def test_the_edges_of_a_square_are_its_outline():
 
 
 def test_known_edges_leave_the_hole_empty_and_a_flat_image_has_none():
-    image = square_image()
-    hole = masks.centred_box(32, 0.2)
+    image = square_image(64, top=8, side=48)
+    hole = masks.centred_box(64, 0.05)  # about 14x14 in the middle, 14 px from the outline
     given = known_edges(image, hole)
     assert given[hole.bool()].sum() == 0
-    assert torch.equal(given[~hole.bool()], canny_edges(image)[~hole.bool()])
+    # Far from the hole (beyond the blur's reach) they are the image's own edges.
+    far = torch.nn.functional.max_pool2d(hole, 17, stride=1, padding=8) == 0
+    assert canny_edges(image)[far].sum() > 0  # some of the outline is that far
+    assert torch.equal(given[far], canny_edges(image)[far])
     assert canny_edges(torch.full((2, 3, 17, 9), 0.4)).sum() == 0  # odd sizes, no structure
     with pytest.raises(ValueError, match="low <= high"):
-        canny_edges(image, low=80, high=40)
+        canny_edges(square_image(), low=80, high=40)
+
+
+def test_the_holes_pixels_do_not_leak_into_the_known_edges():
+    torch.manual_seed(0)
+    image = square_image(48, top=14, side=20)
+    hole = torch.zeros(1, 1, 48, 48)
+    hole[..., 18:30, 18:30] = 1  # inside the square, 4 px from its outline
+    scrambled = torch.where(hole.bool(), torch.rand_like(image), image)
+    assert torch.equal(known_edges(scrambled, hole), known_edges(image, hole))
+    # The plain detector, smoothing across the border, sees the scrambled pixels' edges.
+    plain = [canny_edges(x) * (1 - hole) for x in (image, scrambled)]
+    assert not torch.equal(*plain)
+    # The square's outline is still found: it lies 4 px from the hole, within the blur.
+    assert known_edges(image, hole)[0, 0, 12:16, 18:30].any(dim=0).float().mean() >= 0.75
+    with pytest.raises(ValueError, match="known"):
+        canny_edges(image, known=torch.ones(1, 1, 40, 48))
