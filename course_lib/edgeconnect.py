@@ -10,7 +10,9 @@ normalisation in the edge generator, and a sigmoid at the end.
 
 :class:`StructureGenerator` is that layout at the course's scale (``width`` 16, 4 blocks for
 64x64 images; the paper: 64 and 8 at 256x256). :func:`edge_inputs` and :func:`image_inputs`
-stack each generator's input from an image, its hole and edges.
+stack each generator's input from an image, its hole and edges. :class:`EdgeGuidedInpainter` is
+the image generator as one of the course's inpainting networks, trained on the true edges as in
+the paper (:meth:`EdgeGuidedInpainter.oracle_guidance`), or without edges for the comparison.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from course_lib.edges import canny_edges
+from course_lib.networks import InpaintingNetwork
 from course_lib.validate import check_image, check_mask
 
-__all__ = ["StructureGenerator", "edge_inputs", "image_inputs"]
+__all__ = ["EdgeGuidedInpainter", "StructureGenerator", "edge_inputs", "image_inputs"]
 
 
 def _maybe_sn(layer: nn.Module, use: bool) -> nn.Module:
@@ -116,3 +120,58 @@ def image_inputs(image: torch.Tensor, hole: torch.Tensor, edges: torch.Tensor) -
     check_image(image)
     check_mask(hole, like=image)
     return torch.cat([image * (1 - hole), edges], dim=1)
+
+
+class EdgeGuidedInpainter(InpaintingNetwork):
+    """EdgeConnect's image generator as an inpainting network (lesson 09): ``forward(image,
+    hole, edges)`` -> prediction ``(B, 3, H, W)`` in [0, 1] from the image with zeroed holes,
+    the hole mask and an edge map ``(B, 1, H, W)`` (the known edges completed in the hole).
+
+    ``edges=False`` builds the same network without the edge input, the comparison's
+    "no edges" arm. Unlike the paper's generator, both are given the hole mask, so the arm
+    without edges still knows where the hole is.
+
+    In training the network learns from the *true* edges of the whole image, as in the paper:
+    :func:`course_lib.train.predict` passes :meth:`oracle_guidance` of the complete image. At
+    test time the caller chooses the edges: the true ones (an oracle: what structure guidance
+    is worth at best) or an edge generator's.
+    """
+
+    CONFIGS = {"small": {"width": 16, "blocks": 4}}
+
+    def __init__(self, width: int = 16, blocks: int = 4, edges: bool = True) -> None:
+        super().__init__()
+        self.uses_edges = bool(edges)
+        self.generator = StructureGenerator(4 + self.uses_edges, 3, width, blocks)
+
+    def extra_repr(self) -> str:
+        return f"edges={self.uses_edges}"
+
+    def oracle_guidance(self, image: torch.Tensor) -> torch.Tensor | None:
+        """What training gives the network besides the known pixels: the Canny edges of the
+        whole ``image`` (hole included), or ``None`` for the network without edges."""
+        return canny_edges(image) if self.uses_edges else None
+
+    def forward(
+        self, image: torch.Tensor, hole: torch.Tensor, edges: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        check_image(image)
+        check_mask(hole, like=image)
+        parts = [image * (1 - hole), hole]  # (B, 3 + 1, H, W): holes zeroed
+        if self.uses_edges:
+            if edges is None:
+                raise ValueError(
+                    "EdgeGuidedInpainter(edges=True) needs an edge map: pass edges= (B, 1, H, "
+                    "W), e.g. the true Canny edges (an oracle) or an edge generator's completion "
+                    "of course_lib.edges.known_edges(image, hole)."
+                )
+            check_image(edges, name="edges", channels=1)
+            if edges.shape[0] != image.shape[0] or edges.shape[-2:] != image.shape[-2:]:
+                raise ValueError(
+                    f"edges {tuple(edges.shape)} must match the image {tuple(image.shape)} in "
+                    "batch and size."
+                )
+            parts.append(edges)
+        elif edges is not None:
+            raise ValueError("this EdgeGuidedInpainter was built with edges=False: pass no edges.")
+        return self.generator(torch.cat(parts, dim=1))

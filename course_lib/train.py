@@ -315,8 +315,14 @@ def predict(model: nn.Module, image: torch.Tensor, hole: torch.Tensor) -> torch.
     """The model's raw prediction ``(B, 3, H, W)``; it is given ``image * (1 - hole)``.
 
     Zeroing the hole pixels here, in one place, guarantees that no model ever sees the pixels
-    it has to guess: otherwise a network can learn to copy them and look perfect.
+    it has to guess: otherwise a network can learn to copy them and look perfect. The one
+    deliberate exception: a model with an ``oracle_guidance(image)`` method (lesson 09's
+    :class:`~course_lib.edgeconnect.EdgeGuidedInpainter`) is also given what it returns for
+    the whole image, the true edges its paper trains it on.
     """
+    guidance = getattr(model, "oracle_guidance", None)
+    if guidance is not None and (extra := guidance(image)) is not None:
+        return model(image * (1 - hole), hole, extra)
     return model(image * (1 - hole), hole)
 
 
@@ -352,7 +358,8 @@ def sample_figure(
 
     A model with an ``inpaint(image, hole)`` method (every course network) composites its
     own answer, which also covers models whose ``forward`` takes other arguments (the masked
-    autoencoder); otherwise the composite is built from :func:`predict`. A masked autoencoder
+    autoencoder); otherwise, and for a model trained with an oracle's guidance (shown as
+    training sees it), the composite is built from :func:`predict`. A masked autoencoder
     with ``norm_pix_loss`` cannot inpaint (a removed patch's mean and deviation are unknown):
     its rows show its own random masks and its reconstruction with the true patch statistics
     pasted back, as the paper's figures do.
@@ -364,7 +371,7 @@ def sample_figure(
             shown = model.reconstruct(image, generator=torch.Generator().manual_seed(0))
             shown_input, composite = shown["masked"], shown["pasted"]
         else:
-            if hasattr(model, "inpaint"):
+            if hasattr(model, "inpaint") and not hasattr(model, "oracle_guidance"):
                 composite = model.inpaint(image, hole).float().clamp(0, 1)  # (B, 3, H, W)
             else:
                 prediction = predict(model, image, hole).float().clamp(0, 1)
@@ -1008,6 +1015,9 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
     # Lesson 08: DeepFill v1's two-stage network, with contextual attention and without it.
     "coarse_to_fine_small": _named("deepfill", "CoarseToFine"),
     "coarse_to_fine_small_no_attention": _named("deepfill", "CoarseToFine", "small_no_attention"),
+    # Lesson 09: EdgeConnect's image generator, with the true edges in training, and without.
+    "edge_guided_small": _named("edgeconnect", "EdgeGuidedInpainter"),
+    "edge_guided_small_no_edges": _named("edgeconnect", "EdgeGuidedInpainter", edges=False),
     "tiny_lama_small": _named("ffc", "TinyLaMa"),
     "conv_lama_small": _named("ffc", "ConvLaMa"),
     "tiny_lama_shallow": _named("ffc", "TinyLaMa", "shallow"),

@@ -35,3 +35,37 @@ def test_the_inputs_hide_the_hole_and_the_edge_net_is_spectrally_normalised():
     assert not any(hasattr(m, "parametrizations") for m in StructureGenerator(4, 3).modules())
     with pytest.raises(ValueError, match=r"takes \(B, 3, H, W\)"):
         sn(torch.rand(1, 4, 16, 16))
+
+
+def test_the_edge_guided_network_learns_from_the_true_edges_and_explains_what_it_needs():
+    from course_lib.edgeconnect import EdgeGuidedInpainter
+    from course_lib.edges import canny_edges
+    from course_lib.train import MODELS, predict
+
+    torch.manual_seed(0)
+    guided = MODELS["edge_guided_small"]().eval()
+    plain = MODELS["edge_guided_small_no_edges"]().eval()
+    assert guided.uses_edges and not plain.uses_edges
+    # One input channel more (the edges), nothing else differs.
+    extra = guided.generator.encoder[1].weight.numel() - plain.generator.encoder[1].weight.numel()
+    assert guided.parameter_count() - plain.parameter_count() == extra == 16 * 7 * 7
+    image = torch.zeros(2, 3, 36, 44)
+    image[..., 10:30, 12:40] = 1  # a white rectangle: edges inside any central hole
+    hole = torch.zeros(2, 1, 36, 44)
+    hole[..., 8:28, 10:34] = 1
+    # Training passes the true edges of the whole image, hole included, and only to this model.
+    truth = guided(image, hole, canny_edges(image))
+    assert torch.equal(predict(guided, image, hole), truth)
+    assert canny_edges(image)[hole.bool()].sum() > 0
+    assert plain.oracle_guidance(image) is None
+    assert torch.equal(predict(plain, image, hole), plain(image, hole))
+    # The known pixels alone decide the rest: the hole's content never reaches the network.
+    scrambled = torch.where(hole.bool(), torch.rand_like(image), image)
+    assert torch.equal(guided(scrambled, hole, canny_edges(image)), truth)
+    with pytest.raises(ValueError, match="needs an edge map"):
+        guided(image, hole)
+    with pytest.raises(ValueError, match="built with edges=False"):
+        plain(image, hole, canny_edges(image))
+    with pytest.raises(ValueError, match="must match the image"):
+        guided(image, hole, torch.zeros(2, 1, 36, 40))
+    assert isinstance(guided, EdgeGuidedInpainter)
