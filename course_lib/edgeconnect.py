@@ -12,7 +12,8 @@ normalisation in the edge generator, and a sigmoid at the end.
 64x64 images; the paper: 64 and 8 at 256x256). :func:`edge_inputs` and :func:`image_inputs`
 stack each generator's input from an image, its hole and edges. :class:`EdgeGuidedInpainter` is
 the image generator as one of the course's inpainting networks, trained on the true edges as in
-the paper (:meth:`EdgeGuidedInpainter.oracle_guidance`), or without edges for the comparison.
+the paper (:meth:`EdgeGuidedInpainter.oracle_guidance`), or without edges for the comparison;
+:class:`EdgeGenerator` is the edge generator, which completes the known edges in the hole.
 """
 
 from __future__ import annotations
@@ -22,11 +23,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from course_lib.edges import canny_edges
-from course_lib.networks import InpaintingNetwork
+from course_lib.edges import canny_edges, known_edges
+from course_lib.networks import Configurable, InpaintingNetwork
 from course_lib.validate import check_image, check_mask
 
-__all__ = ["EdgeGuidedInpainter", "StructureGenerator", "edge_inputs", "image_inputs"]
+__all__ = [
+    "EdgeGenerator",
+    "EdgeGuidedInpainter",
+    "StructureGenerator",
+    "edge_inputs",
+    "image_inputs",
+]
 
 
 def _maybe_sn(layer: nn.Module, use: bool) -> nn.Module:
@@ -175,3 +182,30 @@ class EdgeGuidedInpainter(InpaintingNetwork):
         elif edges is not None:
             raise ValueError("this EdgeGuidedInpainter was built with edges=False: pass no edges.")
         return self.generator(torch.cat(parts, dim=1))
+
+
+class EdgeGenerator(Configurable):
+    """EdgeConnect's edge generator (lesson 09): image with zeroed holes ``(B, 3, H, W)`` and
+    hole ``(B, 1, H, W)`` -> edge probability ``(B, 1, H, W)`` at every pixel.
+
+    It finds the known edges itself (:func:`course_lib.edges.known_edges`, which ignores the
+    hole's pixels, so zeroed holes give the same edges as the true image) and is spectrally
+    normalised, as in the paper. :meth:`complete` keeps the known edges and takes its own in
+    the hole: the map the image generator is given.
+    """
+
+    CONFIGS = {"small": {"width": 16, "blocks": 4}}
+
+    def __init__(self, width: int = 16, blocks: int = 4) -> None:
+        super().__init__()
+        self.generator = StructureGenerator(3, 1, width, blocks, spectral_norm=True)
+
+    def forward(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        given = known_edges(image, hole)  # (B, 1, H, W), checks both inputs
+        return self.generator(edge_inputs(image, hole, given))
+
+    @torch.no_grad()
+    def complete(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        """The completed edge map ``(B, 1, H, W)``: the known edges outside the hole, the
+        generator's probabilities inside (call ``eval()`` first)."""
+        return hole * self(image, hole) + (1 - hole) * known_edges(image, hole)

@@ -54,6 +54,7 @@ from course_lib.validate import check_mask, check_number
 
 __all__ = [
     "COURSE_WEIGHTS",
+    "EdgeAdversarialLoss",
     "LOSS_BUILDERS",
     "PAPER_WEIGHTS",
     "AdversarialLoss",
@@ -734,6 +735,77 @@ class GlobalLocalAdversarialLoss(AdversarialLoss):
         with torch.autocast(image.device.type, enabled=False):
             real_logits = self.judge(image.detach().float(), hole)
             fake_logits = self.judge(fake.detach().float(), hole)
+            d_loss = nonsaturating_d_loss(real_logits, fake_logits)
+        return d_loss, _as_floats({"d_loss": d_loss})
+
+
+class EdgeAdversarialLoss(nn.Module):
+    """EdgeConnect's loss for its edge generator (lesson 09). Computes losses only; the trainer
+    owns the optimisation of both networks, as for :class:`AdversarialLoss`.
+
+    The target is the true Canny edge map of the whole image
+    (:func:`course_lib.edges.canny_edges`). A discriminator sees an edge map beside the grey
+    image, ``(B, 2, H, W)``: the true one is real, the generator's whole raw output is fake
+    (as in the paper's code, which also leaves out any pixel loss on the edges).
+
+    * ``forward(model, image, hole)``: ``adversarial *`` :func:`nonsaturating_g_loss` ``+
+      feature_matching *`` :func:`feature_matching_loss` (L1 between the discriminator's
+      features of the fake and of the truth; the paper: 1 and 10); parts ``"adversarial"``,
+      ``"feature_matching"`` (unweighted) and ``"edge_l1"`` (mean |output - truth| in the
+      hole, reported, not trained on).
+    * ``discriminator_loss(image, fake, hole)``: :func:`nonsaturating_d_loss`, parts
+      ``{"d_loss"}``.
+    """
+
+    def __init__(
+        self, discriminator: nn.Module, adversarial: float = 1.0, feature_matching: float = 10.0
+    ) -> None:
+        super().__init__()
+        self.discriminator = discriminator
+        self.adversarial = check_number(adversarial, "adversarial", minimum=0.0)
+        self.feature_matching = check_number(feature_matching, "feature_matching", minimum=0.0)
+        self.last_fake: torch.Tensor | None = None
+
+    def extra_repr(self) -> str:
+        return f"adversarial={self.adversarial}, feature_matching={self.feature_matching}"
+
+    @staticmethod
+    def judged(image: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+        """The discriminator's input ``(B, 2, H, W)``: the grey image and an edge map."""
+        return torch.cat([image.float().mean(dim=1, keepdim=True), edges.float()], dim=1)
+
+    def forward(
+        self, model: nn.Module, image: torch.Tensor, hole: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``(loss, parts)`` of the edge generator for :func:`course_lib.train.train`."""
+        from course_lib.edges import canny_edges
+        from course_lib.train import predict  # see PConvLoss.forward: no import cycle
+
+        truth = canny_edges(image)  # (B, 1, H, W)
+        output = predict(model, image, hole).float()  # (B, 1, H, W) edge probabilities
+        fake = self.judged(image, output)
+        self.last_fake = fake.detach()
+        fake_logits, fake_features = self.discriminator(fake, return_features=True)
+        with torch.no_grad():
+            _, real_features = self.discriminator(self.judged(image, truth), return_features=True)
+        terms = {
+            "adversarial": nonsaturating_g_loss(fake_logits),
+            "feature_matching": feature_matching_loss(real_features, fake_features),
+        }
+        loss = self.adversarial * terms["adversarial"]
+        loss = loss + self.feature_matching * terms["feature_matching"]
+        with torch.no_grad():
+            terms["edge_l1"] = (hole * (output - truth).abs()).sum() / hole.sum().clamp(min=1)
+        return loss, _as_floats(terms)
+
+    def discriminator_loss(
+        self, image: torch.Tensor, fake: torch.Tensor, hole: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        from course_lib.edges import canny_edges
+
+        with torch.autocast(image.device.type, enabled=False):
+            real_logits = self.discriminator(self.judged(image, canny_edges(image)))
+            fake_logits = self.discriminator(fake.detach().float())
             d_loss = nonsaturating_d_loss(real_logits, fake_logits)
         return d_loss, _as_floats({"d_loss": d_loss})
 

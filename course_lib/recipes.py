@@ -9,7 +9,8 @@ choices read, compared and changed without editing the library:
 * ``[data]``: the image sources, size, batch size and mask distribution
   (:class:`course_lib.train.InpaintingBatches`);
 * ``[loss]``: which terms (``"l1"``, the partial-convolution paper's ``"pconv"`` total loss,
-  LaMa's ``"lama"`` loss, ``"mae"``, the Context Encoder's ``"hole_l2"``), the feature network
+  LaMa's ``"lama"`` loss, ``"mae"``, the Context Encoder's ``"hole_l2"``, EdgeConnect's
+  ``"edges"``), the feature network
   and the weights of each term, and an optional ``[loss.adversarial]`` table (its weight, its
   ``r1_weight`` and optionally its ``discriminator``'s ``width`` and ``layers``); ``"lama"``
   also gives its ``r1_weight`` and its ``discriminator`` (``width`` and ``layers`` of the
@@ -17,7 +18,10 @@ choices read, compared and changed without editing the library:
   :class:`~course_lib.losses.HighReceptiveFieldPerceptual`). An adversary with
   ``kind = "global_local"`` is GLCIC's (lesson 08): its ``weight`` and its ``discriminator``'s
   ``image_size``, ``crop_size``, ``width`` and ``local`` (see
-  :class:`~course_lib.glcic.GlobalLocalDiscriminator`), no ``r1_weight``;
+  :class:`~course_lib.glcic.GlobalLocalDiscriminator`), no ``r1_weight``; ``"edges"`` is
+  EdgeConnect's edge-generator loss (lesson 09): its ``weights`` (``adversarial``,
+  ``feature_matching``) and its ``discriminator`` (``width``, ``layers``; see
+  :class:`~course_lib.losses.EdgeAdversarialLoss`);
 * ``[optimiser]``: its name and learning rate, and its schedule; optionally
   ``clip_grad_norm`` (clip each network's gradients to this norm) and, with an adversarial
   loss, ``discriminator_lr`` and ``discriminator_betas`` (the discriminator's Adam; default
@@ -48,11 +52,12 @@ else:  # Python 3.10: the same parser, as a package
     import tomli as tomllib
 
 RECIPE_FOLDER = Path(__file__).resolve().parent / "recipes"
-LOSS_TERMS = ("l1", "pconv", "lama", "mae", "hole_l2")
+LOSS_TERMS = ("l1", "pconv", "lama", "mae", "hole_l2", "edges")
 FEATURES = ("course", "vgg16")
 OPTIMISERS = ("adam", "mae_adamw")
 PCONV_WEIGHTS = ("valid", "hole", "perceptual", "style", "tv")
 LAMA_WEIGHTS = ("known", "adversarial", "feature_matching", "perceptual")
+EDGE_WEIGHTS = ("adversarial", "feature_matching")
 
 # What each table may hold: key -> required? (anything else in a file is a mistake).
 _TOP = {
@@ -108,6 +113,7 @@ _LAMA = {
     "normalise_perceptual": True,
 }
 _MAE = {"terms": True, "masking": False, "ratio": False}
+_EDGES = {"terms": True, "weights": True, "discriminator": True}
 _DISCRIMINATOR = {"width": True, "layers": True}
 _VALIDATION = {"every": True, "pairs": True, "centred_box": False}
 
@@ -169,12 +175,12 @@ def load(name_or_path: str | Path) -> Recipe:
         _check_keys(content[table], keys, f"{where} [{table}]")
     _check_loss(content["loss"], where)
     _check_optimiser(content["optimiser"], where)
-    adversarial = "adversarial" in content["loss"] or content["loss"]["terms"] == "lama"
+    adversarial = "adversarial" in content["loss"] or content["loss"]["terms"] in ("lama", "edges")
     for key in ("discriminator_lr", "discriminator_betas"):
         if key in content["optimiser"] and not adversarial:
             raise ValueError(
                 f"{where} [optimiser]: {key} needs an adversarial loss ([loss.adversarial] or "
-                'terms = "lama"); remove it or add the adversary.'
+                'terms = "lama" or "edges"); remove it or add the adversary.'
             )
     for key in ("steps", "seed"):
         value = content[key]
@@ -214,6 +220,11 @@ def _check_loss(loss: dict, where: str) -> None:
     if loss["terms"] == "lama":
         _check_keys(loss, _LAMA, where)
         _check_keys(loss["weights"], dict.fromkeys(LAMA_WEIGHTS, True), f"{where} [loss.weights]")
+        _check_keys(loss["discriminator"], _DISCRIMINATOR, f"{where} [loss.discriminator]")
+        return
+    if loss["terms"] == "edges":  # lesson 09's edge generator
+        _check_keys(loss, _EDGES, where)
+        _check_keys(loss["weights"], dict.fromkeys(EDGE_WEIGHTS, True), f"{where} [loss.weights]")
         _check_keys(loss["discriminator"], _DISCRIMINATOR, f"{where} [loss.discriminator]")
         return
     if loss["terms"] == "mae":  # optional: MAELoss's masks (lesson 06)

@@ -1018,6 +1018,7 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
     # Lesson 09: EdgeConnect's image generator, with the true edges in training, and without.
     "edge_guided_small": _named("edgeconnect", "EdgeGuidedInpainter"),
     "edge_guided_small_no_edges": _named("edgeconnect", "EdgeGuidedInpainter", edges=False),
+    "edge_generator_small": _named("edgeconnect", "EdgeGenerator"),
     "tiny_lama_small": _named("ffc", "TinyLaMa"),
     "conv_lama_small": _named("ffc", "ConvLaMa"),
     "tiny_lama_shallow": _named("ffc", "TinyLaMa", "shallow"),
@@ -1137,6 +1138,11 @@ def build_loss(spec: Mapping[str, Any]) -> LossFunction:
     if spec["terms"] == "hole_l2":
         loss = losses.HoleL2Loss(spec["weights"]["hole"])
         return _with_adversary(loss, spec["adversarial"]) if "adversarial" in spec else loss
+    if spec["terms"] == "edges":  # lesson 09: EdgeConnect's edge generator
+        judge = losses.PatchDiscriminator(
+            in_channels=2, spectral_norm=True, **spec["discriminator"]
+        )
+        return losses.EdgeAdversarialLoss(judge, **spec["weights"])
     if spec["terms"] == "lama":
         discriminator = losses.PatchDiscriminator(**spec["discriminator"])
         perceptual = losses.HighReceptiveFieldPerceptual(normalise=spec["normalise_perceptual"])

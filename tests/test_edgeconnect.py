@@ -69,3 +69,60 @@ def test_the_edge_guided_network_learns_from_the_true_edges_and_explains_what_it
     with pytest.raises(ValueError, match="must match the image"):
         guided(image, hole, torch.zeros(2, 1, 36, 40))
     assert isinstance(guided, EdgeGuidedInpainter)
+
+
+def test_the_edge_generator_completes_the_known_edges_from_the_known_pixels_alone():
+    from course_lib.edgeconnect import EdgeGenerator
+    from course_lib.edges import known_edges
+
+    torch.manual_seed(0)
+    generator = EdgeGenerator.from_config("small").eval()
+    image = torch.zeros(2, 3, 40, 36)
+    image[..., 8:30, 6:28] = 1
+    hole = torch.zeros(2, 1, 40, 36)
+    hole[..., 12:24, 10:22] = 1
+    scrambled = torch.where(hole.bool(), torch.rand_like(image), image)
+    out = generator(image, hole)
+    assert out.shape == (2, 1, 40, 36) and 0 <= out.min() and out.max() <= 1
+    assert torch.equal(generator(scrambled, hole), out)  # the hole's pixels change nothing
+    completed = generator.complete(image, hole)
+    known = known_edges(image, hole)
+    assert torch.equal(completed * (1 - hole), known)  # the known edges kept exactly
+    assert torch.equal(completed * hole, out * hole)  # the generator's own in the hole
+    assert any(hasattr(m, "parametrizations") for m in generator.modules())  # spectral norm
+
+
+def test_the_edge_loss_judges_edge_maps_beside_the_grey_image():
+    from course_lib import losses
+    from course_lib import train as training
+    from course_lib.edgeconnect import EdgeGenerator
+    from course_lib.edges import canny_edges
+
+    torch.manual_seed(0)
+    spec = {
+        "terms": "edges",
+        "weights": {"adversarial": 1.0, "feature_matching": 10.0},
+        "discriminator": {"width": 8, "layers": 2},
+    }
+    loss_fn = training.build_loss(spec)
+    assert isinstance(loss_fn, losses.EdgeAdversarialLoss)
+    assert (loss_fn.adversarial, loss_fn.feature_matching) == (1.0, 10.0)  # the paper's weights
+    assert loss_fn.discriminator.in_channels == 2
+    loss_fn.discriminator.eval()  # spectral norm's power iteration would move between calls
+    model = EdgeGenerator(width=4, blocks=1)
+    image = torch.zeros(2, 3, 32, 32)
+    image[..., 6:26, 6:26] = 1
+    hole = torch.zeros(2, 1, 32, 32)
+    hole[..., 10:22, 10:22] = 1
+    loss, parts = loss_fn(model, image, hole)
+    assert set(parts) == {"adversarial", "feature_matching", "edge_l1"}
+    weighted = parts["adversarial"] + 10 * parts["feature_matching"]
+    assert loss.item() == pytest.approx(weighted, rel=1e-5)  # edge_l1 is reported only
+    fake = loss_fn.last_fake
+    assert fake.shape == (2, 2, 32, 32) and torch.equal(fake[:, :1], image.mean(1, keepdim=True))
+    d_loss, d_parts = loss_fn.discriminator_loss(image, fake, hole)
+    real = loss_fn.discriminator(loss_fn.judged(image, canny_edges(image)))
+    expected = losses.nonsaturating_d_loss(real, loss_fn.discriminator(fake))
+    assert set(d_parts) == {"d_loss"} and d_loss.item() == pytest.approx(expected.item())
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())

@@ -175,6 +175,14 @@ GLOBAL_LOCAL = (
         (('terms = "l1"', 'terms = "hole_l2"\nweights = { valid = 1.0 }'), r"\['valid'\]"),
         (('terms = "l1"', HOLE_L2_ADVERSARY + 'kind = "deep"\nweight = 0.1'), "kind must be one"),
         (
+            (
+                'terms = "l1"',
+                'terms = "edges"\nweights = { adversarial = 1.0 }\n'
+                "discriminator = { width = 4, layers = 2 }",
+            ),
+            r"missing key\(s\) \['feature_matching'\]",
+        ),
+        (
             ('terms = "l1"', HOLE_L2_ADVERSARY + GLOBAL_LOCAL.replace(", local = true", "")),
             r"missing key\(s\) \['local'\]",
         ),
