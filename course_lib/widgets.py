@@ -26,7 +26,7 @@ class CoverageView:
 
     images: torch.Tensor  # (2, 3, H, W): a photo patch and a procedural scene
     hole: torch.Tensor  # (2, 1, H, W), 1 = hole
-    shown: torch.Tensor  # (2, 3, H, W): images with their holes tinted red
+    shown: torch.Tensor  # (2, 3, H, W): images with their holes drawn over them (viz.overlay)
     target: float | None  # requested coverage, None for the kind's natural distribution
     measured: list[float]  # measured coverage of each mask
 
