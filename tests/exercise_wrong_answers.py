@@ -291,6 +291,11 @@ WRONG_ANSWERS: dict[str, dict[int, list[WrongAnswer]]] = {
                 None,
             ),
             wrong(
+                "max pooling through torch's own door, also ruled out",
+                "return torch.max_pool2d(hole, patch).flatten(1)",
+                None,
+            ),
+            wrong(
                 "the mask that costs the least",
                 None,
                 "costs = touched_patches(strokes_10_20, patch).sum(dim=1)\nworst = int(costs.argmin())",
