@@ -18,6 +18,9 @@ for every hole pixel, computed from the mask alone:
 into features as ZITS does (a fixed sinusoidal table for the distance, one learned vector per
 direction bit, each scaled by a learned factor that starts at 0, so a network starts as if
 the encoding were not there). Pixels outside the image count as not known.
+
+:class:`PositionedConvUNet` is lesson 03's ConvUNet with those features added to its first
+layer's output, where ZITS adds them to its texture network's (after the first convolution).
 """
 
 from __future__ import annotations
@@ -26,9 +29,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib.unet import ConvUNet
 from course_lib.validate import check_known_pixels, check_mask
 
-__all__ = ["QUADRANTS", "MaskPositionEmbedding", "masking_positional_encoding", "sinusoid_table"]
+__all__ = [
+    "QUADRANTS",
+    "MaskPositionEmbedding",
+    "PositionedConvUNet",
+    "masking_positional_encoding",
+    "sinusoid_table",
+]
 
 # 3x3 correlation kernels: the neighbours of a pixel in each quadrant (the pixel itself, which
 # is not known yet when it is reached, adds nothing).
@@ -112,3 +122,26 @@ class MaskPositionEmbedding(nn.Module):
 
     def extra_repr(self) -> str:
         return f"channels={self.table.shape[1]}, bins={self.bins}"
+
+
+class PositionedConvUNet(ConvUNet):
+    """:class:`~course_lib.unet.ConvUNet` told where in the hole each feature lies.
+
+    The first layer (stride 2) turns the image into features at half resolution; their hole
+    is the image's, halved by a minimum (a feature cell is known if any of its four pixels
+    is), and a :class:`MaskPositionEmbedding` of that hole is added to them. Everything else
+    is ConvUNet's, and since the embedding's scales start at 0 the network starts as ConvUNet
+    does. ``bins``: the embedding's distance steps; the other arguments as for ConvUNet.
+    """
+
+    def __init__(self, *args: object, bins: int = 128, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.position = MaskPositionEmbedding(self.channels[0], bins)
+
+    def forward(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        check_known_pixels(hole)  # a hole with no known pixel has no distance to it
+        return super().forward(image, hole)
+
+    def _first_features(self, features: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        coarse_hole = -F.max_pool2d(-hole, 2)  # (B, 1, H/2, W/2): hole where all four are
+        return features + self.position(coarse_hole)  # (B, C, H/2, W/2)

@@ -47,14 +47,17 @@ class InpaintingNetwork(Configurable):
     known ones (``hole`` ``(B, 1, H, W)``, 1 = hole)."""
 
     @torch.no_grad()
-    def inpaint(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    def inpaint(
+        self, image: torch.Tensor, hole: torch.Tensor, *guidance: torch.Tensor
+    ) -> torch.Tensor:
         """The composite ``hole * prediction + (1 - hole) * image``, prediction clamped to
         [0, 1]: the known pixels exactly, the network's guess in the holes.
 
-        Fits ``fill(image, hole)`` of :mod:`course_lib.evaluate`. Runs without gradients and
-        in the network's current mode: call ``model.eval()`` first. A sample whose mask is
-        all hole raises ``ValueError``: there is nothing to inpaint from.
+        Fits ``fill(image, hole)`` of :mod:`course_lib.evaluate`. ``guidance``: what a
+        network's ``forward`` takes after the hole, if anything (lesson 09's edge maps). Runs
+        without gradients and in the network's current mode: call ``model.eval()`` first. A
+        sample whose mask is all hole raises ``ValueError``: there is nothing to inpaint from.
         """
         check_known_pixels(hole)
-        prediction = self(image, hole).clamp(0, 1)
+        prediction = self(image, hole, *guidance).clamp(0, 1)
         return masks.composite(image, hole, prediction.to(image.dtype))

@@ -70,6 +70,7 @@ from course_lib.checkpoints import (
 from course_lib.data import PERIODIC_BACKGROUNDS, PhotoPatches, ProceduralScenes, render_texture
 from course_lib.losses import LOSS_BUILDERS
 from course_lib.mask_files import remove_stale_temporaries
+from course_lib.networks import InpaintingNetwork
 from course_lib.validate import check_int, check_number
 
 __all__ = [
@@ -356,10 +357,10 @@ def sample_figure(
 ) -> Figure:
     """Rows of input / composite / truth for a batch (model in eval mode, no grad).
 
-    A model with an ``inpaint(image, hole)`` method (every course network) composites its
-    own answer, which also covers models whose ``forward`` takes other arguments (the masked
-    autoencoder); otherwise, and for a model trained with an oracle's guidance (shown as
-    training sees it), the composite is built from :func:`predict`. A masked autoencoder
+    The composite is built from :func:`predict`, the prediction training learns from (with
+    an oracle's guidance for a model trained with one). A model with an ``inpaint`` method
+    that is not an :class:`~course_lib.networks.InpaintingNetwork` (the masked autoencoder,
+    whose ``forward`` takes other arguments) composites its own answer. A masked autoencoder
     with ``norm_pix_loss`` cannot inpaint (a removed patch's mean and deviation are unknown):
     its rows show its own random masks and its reconstruction with the true patch statistics
     pasted back, as the paper's figures do.
@@ -371,10 +372,10 @@ def sample_figure(
             shown = model.reconstruct(image, generator=torch.Generator().manual_seed(0))
             shown_input, composite = shown["masked"], shown["pasted"]
         else:
-            if hasattr(model, "inpaint") and not hasattr(model, "oracle_guidance"):
+            if hasattr(model, "inpaint") and not isinstance(model, InpaintingNetwork):
                 composite = model.inpaint(image, hole).float().clamp(0, 1)  # (B, 3, H, W)
             else:
-                prediction = predict(model, image, hole).float().clamp(0, 1)
+                prediction = predict(model, image, hole).float().clamp(0, 1)  # (B, 3, H, W)
                 composite = masks.composite(image, hole, prediction)
             shown_input = viz.masked_input(image, hole)
     model.train(was_training)
@@ -1019,6 +1020,8 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
     "edge_guided_small": _named("edgeconnect", "EdgeGuidedInpainter"),
     "edge_guided_small_no_edges": _named("edgeconnect", "EdgeGuidedInpainter", edges=False),
     "edge_generator_small": _named("edgeconnect", "EdgeGenerator"),
+    # Lesson 09: ConvUNet with ZITS's masking positional encoding.
+    "positioned_conv_unet_small": _named("mpe", "PositionedConvUNet"),
     "tiny_lama_small": _named("ffc", "TinyLaMa"),
     "conv_lama_small": _named("ffc", "ConvLaMa"),
     "tiny_lama_shallow": _named("ffc", "TinyLaMa", "shallow"),

@@ -367,13 +367,22 @@ class ConvUNet(_UNetBase):
     def _predict(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         x = self._network_input(image, hole)  # (B, C_in + mask_channels, H, W)
         skips = []
-        for block in self.encoder:
+        for level, block in enumerate(self.encoder):
             skips.append(x)
             x = block(x)  # (B, C, H/2, W/2)
+            if level == 0:
+                x = self._first_features(x, hole)
         for block in self.decoder:
             x = F.interpolate(x, scale_factor=2, mode="nearest")  # (B, C, 2H, 2W)
             x = block(torch.cat([x, skips.pop()], dim=1))
         return x
+
+    def _first_features(self, features: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        """The first layer's output, as the rest of the network sees it: unchanged here;
+        lesson 09's :class:`~course_lib.mpe.PositionedConvUNet` adds where each pixel lies in
+        the hole."""
+        del hole  # a plain ConvUNet learns the hole only from its input channel
+        return features
 
     def _network_input(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         """The image with its holes zeroed, and the hole mask as one more channel."""

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from course_lib import masks
 from course_lib.edgeconnect import StructureGenerator, edge_inputs, image_inputs
 
 
@@ -69,6 +70,9 @@ def test_the_edge_guided_network_learns_from_the_true_edges_and_explains_what_it
     with pytest.raises(ValueError, match="must match the image"):
         guided(image, hole, torch.zeros(2, 1, 36, 40))
     assert isinstance(guided, EdgeGuidedInpainter)
+    # inpaint passes the edges on and keeps the known pixels exactly.
+    filled = guided.inpaint(image, hole, canny_edges(image))
+    assert torch.equal(filled, masks.composite(image, hole, truth.clamp(0, 1)))
 
 
 def test_the_edge_generator_completes_the_known_edges_from_the_known_pixels_alone():

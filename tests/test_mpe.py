@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from course_lib import masks
-from course_lib.mpe import MaskPositionEmbedding, masking_positional_encoding, sinusoid_table
+from course_lib.mpe import (
+    MaskPositionEmbedding,
+    PositionedConvUNet,
+    masking_positional_encoding,
+    sinusoid_table,
+)
+from course_lib.unet import ConvUNet
 
 # The neighbours in each quadrant, as (row, column) offsets (the kernels' 1s, centre excluded).
 QUADRANT_OFFSETS = [
@@ -85,3 +91,44 @@ def test_the_sinusoid_table_and_bad_input():
     assert torch.allclose(sinusoid_table(5, 4)[3], torch.cat([angles.sin(), angles.cos()]))
     with pytest.raises(ValueError, match="all hole"):
         masking_positional_encoding(torch.ones(1, 1, 4, 4))
+
+
+def test_the_positioned_unet_starts_as_the_convunet_it_extends():
+    torch.manual_seed(0)
+    plain = ConvUNet.from_config("small").eval()
+    positioned = PositionedConvUNet.from_config("small").eval()
+    missing, unexpected = positioned.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == [
+        "position.alpha_direction",
+        "position.alpha_distance",
+        "position.direction_vectors",
+    ]
+    assert not unexpected
+    image = torch.rand(2, 3, 45, 37)  # odd sizes: padded to 64 inside, cropped back
+    hole = masks.generate("box", 2, 45, 37, coverage=0.4, seed=3)
+    assert torch.equal(positioned(image, hole), plain(image, hole))
+    with torch.no_grad():
+        positioned.position.alpha_distance.fill_(1.0)
+    assert not torch.allclose(positioned(image, hole), plain(image, hole))
+
+
+def test_the_positioned_unet_encodes_only_cells_that_are_all_hole():
+    network = PositionedConvUNet.from_config("small")
+    with torch.no_grad():
+        network.position.alpha_distance.fill_(1.0)
+        network.position.alpha_direction.fill_(1.0)
+    hole = torch.zeros(1, 1, 8, 8)
+    hole[..., 1:7, 1:7] = 1  # a 6x6 hole: feature cells (1..2, 1..2) are all hole
+    features = network._first_features(torch.zeros(1, 32, 4, 4), hole)  # (1, 32, 4, 4)
+    encoded = features.abs().sum(dim=1)[0] > 0  # (4, 4)
+    expected = torch.zeros(4, 4, dtype=torch.bool)
+    expected[1:3, 1:3] = True
+    assert torch.equal(encoded, expected)
+
+
+def test_the_positioned_unet_refuses_a_sample_with_no_known_pixel():
+    network = PositionedConvUNet.from_config("small").eval()
+    hole = torch.zeros(2, 1, 32, 32)
+    hole[1] = 1
+    with pytest.raises(ValueError, match="sample 1 is all hole"):
+        network(torch.rand(2, 3, 32, 32), hole)
