@@ -491,18 +491,25 @@ class eval_mode:  # noqa: N801 (used like a function: ``with eval_mode(modules):
 
 
 def _fill_checked(
-    fill: FillFunction, images: torch.Tensor, holes: torch.Tensor, skipped: list[str], where: str
+    fill: FillFunction,
+    images: torch.Tensor,
+    holes: torch.Tensor,
+    skipped: list[str],
+    where: str,
+    oracle: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``fill`` on a batch; on a ``ValueError`` retry one sample at a time and record
     the samples it refuses. Returns the composites and a keep-mask over the batch."""
     try:
-        return _composite(fill, images, holes), torch.ones(len(images), dtype=torch.bool)
+        composites = _composite(fill, images, holes, oracle)
+        return composites, torch.ones(len(images), dtype=torch.bool)
     except ValueError:
         pass
     outputs, keep = [], []
     for index in range(len(images)):
+        one = slice(index, index + 1)
         try:
-            outputs.append(_composite(fill, images[index : index + 1], holes[index : index + 1]))
+            outputs.append(_composite(fill, images[one], holes[one], oracle))
             keep.append(True)
         except ValueError as error:
             outputs.append(images[index : index + 1])
@@ -511,11 +518,18 @@ def _fill_checked(
     return torch.cat(outputs), torch.tensor(keep)
 
 
-def _composite(fill: FillFunction, images: torch.Tensor, holes: torch.Tensor) -> torch.Tensor:
+def _composite(
+    fill: FillFunction,
+    images: torch.Tensor,
+    holes: torch.Tensor,
+    oracle: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
     """The method's answer, composited: known pixels always come from the image."""
     with torch.no_grad():
-        # The method never sees the true pixels under the hole, so it cannot copy them.
-        prediction = fill(images * (1 - holes), holes)
+        # The method never sees the true pixels under the hole, so it cannot copy them; an
+        # oracle arm gets what ``oracle`` makes of the true images, and only that.
+        guidance = () if oracle is None else (oracle(images),)
+        prediction = fill(images * (1 - holes), holes, *guidance)
     if not isinstance(prediction, torch.Tensor) or prediction.shape != images.shape:
         got = tuple(prediction.shape) if isinstance(prediction, torch.Tensor) else prediction
         raise RuntimeError(
@@ -543,6 +557,7 @@ def evaluate(
     batch_size: int = 64,
     cache: bool = True,
     cache_dir: str | os.PathLike | None = None,
+    oracle: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> EvaluationTable:
     """Score ``fill(image, hole) -> image`` on every (mask kind, coverage band) cell.
 
@@ -553,6 +568,9 @@ def evaluate(
     * ``per_band``: masks used per band and kind (default: the profile's ``eval_images``);
       mask ``j`` of a band is paired with image ``j mod N``.
     * ``method``: the name shown in tables (default: the function's name).
+    * ``oracle``: for an *oracle* arm, which no real method is (lesson 09's true edges):
+      ``oracle(true_images)`` is passed to ``fill`` as a third argument, e.g.
+      ``oracle=edges.canny_edges``. The fill still gets the images with zeroed holes.
 
     Networks the method reaches (itself, the object of a bound method, a model in a closure,
     a partial's arguments or a global it reads) are scored in eval mode and put back in
@@ -575,6 +593,8 @@ def evaluate(
     # One walk over what the method depends on: its cache identity and the networks it uses.
     try:
         identity, networks = fingerprint.fingerprint(fill)
+        if oracle is not None:
+            identity = f"{identity}+oracle:{fingerprint.fingerprint(oracle)[0]}"
     except fingerprint.NotFingerprintable as error:
         identity, networks = None, fingerprint.modules_of(fill)
         if cache:
@@ -603,7 +623,7 @@ def evaluate(
                 holes = sets[kind][indices].to(target_device)  # (b, 1, H, W)
                 batch = images[image_indices].to(target_device)  # (b, 3, H, W)
                 where = f"{kind} {masks.band_label(band)}"
-                composites, keep = _fill_checked(fill, batch, holes, table.skipped, where)
+                composites, keep = _fill_checked(fill, batch, holes, table.skipped, where, oracle)
                 keep = keep.to(target_device)
                 if not keep.any():
                     continue

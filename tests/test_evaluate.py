@@ -438,3 +438,23 @@ def test_a_class_without_readable_source_is_fingerprinted_by_its_methods():
     exec(source.replace("LEVEL", "0.25"), namespace)
     quarter = namespace["Flat"]()
     assert evaluate.method_fingerprint(half) != evaluate.method_fingerprint(quarter)
+
+
+def test_an_oracle_arm_gets_what_the_oracle_makes_of_the_true_images(tmp_path):
+    from course_lib import evaluate as harness
+
+    images = torch.rand(4, 3, 64, 64)
+    seen = {}
+
+    def fill(image, hole, truth):
+        seen["zeroed"] = bool((image * hole).abs().max() == 0)
+        return truth  # copies what the oracle passed: the true images here
+
+    table = harness.evaluate(
+        fill, images, "box", per_band=1, oracle=lambda x: x.clone(), cache_dir=tmp_path
+    )
+    assert seen["zeroed"], "the fill itself still gets the images with zeroed holes"
+    assert table.pairs and all(pair["l1"] == 0 for pair in table.pairs)
+    # Without an oracle the same fill has no third argument to copy from.
+    with pytest.raises(TypeError):
+        harness.evaluate(fill, images, "box", per_band=1, cache=False)

@@ -541,3 +541,40 @@ def test_glcics_arms_differ_only_by_the_adversary_and_its_local_discriminator():
             sides = (rows.max() - rows.min() + 1, columns.max() - columns.min() + 1)
             assert all(24 <= side <= 32 for side in sides)
             assert sample.sum() == sides[0] * sides[1]  # one full box
+
+
+def test_lesson_09s_edge_arms_differ_only_by_the_edges():
+    guided, plain = recipes.load("edge_guided_small"), recipes.load("edge_guided_small_no_edges")
+    fields = ("data", "loss", "optimiser", "steps", "seed", "validation", "init")
+    assert [getattr(guided, f) for f in fields] == [getattr(plain, f) for f in fields]
+    assert (guided.model, plain.model) == ("edge_guided_small", "edge_guided_small_no_edges")
+    assert training.MODELS[guided.model]().uses_edges
+    assert not training.MODELS[plain.model]().uses_edges
+    # The edge generator: the same data, EdgeConnect's loss weights and optimisers.
+    edge = recipes.load("edge_generator_small")
+    assert (edge.data, edge.steps, edge.seed) == (guided.data, guided.steps, guided.seed)
+    assert edge.loss["weights"] == {"adversarial": 1.0, "feature_matching": 10.0}
+    assert edge.optimiser == {
+        "name": "adam",
+        "lr": 1e-4,
+        "discriminator_lr": 1e-5,
+        "discriminator_betas": [0.0, 0.9],
+    }
+    adversary = training.build_loss(edge.loss)
+    assert isinstance(adversary, losses.EdgeAdversarialLoss)
+    # Each logit of the PatchGAN sees the whole training image, as the paper's 70x70 one does.
+    assert adversary.discriminator.receptive_field >= edge.data["size"]
+
+
+def test_lesson_09s_positional_encoding_arm_is_convunets_first_stage_but_for_the_model():
+    positioned = recipes.load("positioned_conv_unet_small")
+    control = recipes.load("conv_unet_small_stage1")  # its shipped weights are the other arm
+    fields = ("data", "loss", "optimiser", "steps", "seed", "validation", "init")
+    assert [getattr(positioned, f) for f in fields] == [getattr(control, f) for f in fields]
+    assert not positioned.freeze_encoder_bn and not control.freeze_encoder_bn
+    from course_lib.mpe import PositionedConvUNet
+    from course_lib.unet import ConvUNet
+
+    network, twin = training.MODELS[positioned.model](), training.MODELS[control.model]()
+    assert type(network) is PositionedConvUNet and type(twin) is ConvUNet
+    assert network.channels == twin.channels and network.kernels == twin.kernels
