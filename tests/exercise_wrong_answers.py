@@ -399,4 +399,50 @@ WRONG_ANSWERS: dict[str, dict[int, list[WrongAnswer]]] = {
             wrong("the layer itself", "def gated_by_formula(layer, x):\n    return layer(x)"),
         ],
     },
+    "09_structure_first": {
+        1: [
+            wrong(
+                "not normalised: the blur of the zeros darkens the border",
+                "def smooth_known(grey, known, sigma):\n    return blur(grey * known, sigma)",
+            ),
+            wrong(
+                "the hole's pixels blurred in",
+                "def smooth_known(grey, known, sigma):\n    return blur(grey, sigma)",
+            ),
+            wrong(
+                "divided by the mask instead of its blur",
+                "def smooth_known(grey, known, sigma):\n"
+                "    return blur(grey * known, sigma) / np.maximum(known, 1e-6)",
+            ),
+            wrong(
+                "the known pixels kept unsmoothed",
+                "def smooth_known(grey, known, sigma):\n"
+                "    smooth = blur(grey * known, sigma) / np.maximum(blur(known, sigma), 1e-6)\n"
+                "    return np.where(known == 1, grey, smooth)",
+            ),
+        ],
+        2: [
+            wrong(
+                "the Euclidean distance",
+                "from scipy import ndimage\n\n\ndef hole_distance(hole):\n"
+                "    return ndimage.distance_transform_edt(hole)",
+            ),
+            wrong(
+                "the taxicab distance",
+                "from scipy import ndimage\n\n\ndef hole_distance(hole):\n"
+                '    return ndimage.distance_transform_cdt(hole, metric="taxicab")',
+            ),
+            wrong(
+                "the distance of the known pixels to the hole",
+                "from scipy import ndimage\n\n\ndef hole_distance(hole):\n"
+                '    return ndimage.distance_transform_cdt(1 - hole, metric="chessboard")',
+            ),
+            wrong(
+                "the library's encoding",
+                "def hole_distance(hole):\n"
+                "    hole = torch.from_numpy(hole).float()[None, None]\n"
+                "    return mpe.masking_positional_encoding(hole)[0][0].numpy()",
+            ),
+        ],
+    },
 }
