@@ -512,7 +512,7 @@ def _fill_checked(
             outputs.append(_composite(fill, images[one], holes[one], oracle))
             keep.append(True)
         except ValueError as error:
-            outputs.append(images[index : index + 1])
+            outputs.append(images[one])
             keep.append(False)
             skipped.append(f"{where}, pair {index}: {error}")
     return torch.cat(outputs), torch.tensor(keep)
